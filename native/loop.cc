@@ -42,6 +42,7 @@ struct AttachState {
   bool read_only;
   bool autoclear;
   std::string device;
+  int hold_fd = -1;
 };
 
 // Configure binds the file to the loop device: LOOP_CONFIGURE where the
@@ -66,13 +67,17 @@ int Configure(int loop_fd, int file_fd, const AttachState& s) {
 }
 
 // attach(file, {readOnly, autoclear}): losetup --find --show FILE.
+// Resolves to {device, fd}. The kernel clears an autoclear device when its
+// last opener closes it, and the descriptor used to configure it counts:
+// so with autoclear, fd stays open and the caller closes it once something
+// else (a dm table, a mount) holds the device. Without autoclear fd is -1.
 Napi::Value Attach(const Napi::CallbackInfo& info) {
   Args args(info, "loop.attach", 1);
   auto state = std::make_shared<AttachState>();
   state->file = args.Path(0, "file");
   Napi::Object options = args.Options(1);
   state->read_only = args.BoolField(options, "readOnly", false);
-  state->autoclear = args.BoolField(options, "autoclear", true);
+  state->autoclear = args.BoolField(options, "autoclear", false);
   return StartCall(
       info.Env(), "dmthin:loop.attach",
       [state](CallWorker& w) {
@@ -89,13 +94,19 @@ Napi::Value Attach(const Napi::CallbackInfo& info) {
           if (!loop.ok()) return w.FailErrno("open", path);
           if (Configure(loop.get(), file.get(), *state) == 0) {
             state->device = path;
+            if (state->autoclear) state->hold_fd = loop.release();
             return;
           }
           if (errno != EBUSY) return w.FailErrno("ioctl(LOOP_CONFIGURE)", path);
         }
         w.FailWith(EBUSY, "ioctl(LOOP_CONFIGURE)", state->file);
       },
-      [state](Napi::Env env) { return Napi::String::New(env, state->device); });
+      [state](Napi::Env env) {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("device", Napi::String::New(env, state->device));
+        result.Set("fd", Napi::Number::New(env, state->hold_fd));
+        return result;
+      });
 }
 
 // detach(device): losetup --detach DEVICE.
