@@ -11,21 +11,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   InstallDmLog();
 
-  Napi::Object dm = Napi::Object::New(env);
-  InitDm(env, dm);
-  exports.Set("dm", dm);
-
-  Napi::Object blockdev = Napi::Object::New(env);
-  InitBlockdev(env, blockdev);
-  exports.Set("blockdev", blockdev);
-
-  Napi::Object loop = Napi::Object::New(env);
-  InitLoop(env, loop);
-  exports.Set("loop", loop);
-
-  Napi::Object fs = Napi::Object::New(env);
-  InitFsops(env, fs);
-  exports.Set("fs", fs);
+  // One namespace object per family: dm, blockdev, loop, fs.
+  auto add = [&](const char* name, void (*init)(Napi::Env, Napi::Object)) {
+    Napi::Object family = Napi::Object::New(env);
+    init(env, family);
+    exports.Set(name, family);
+  };
+  add("dm", InitDm);
+  add("blockdev", InitBlockdev);
+  add("loop", InitLoop);
+  add("fs", InitFsops);
   return exports;
 }
 

@@ -109,26 +109,28 @@ Napi::Value Attach(const Napi::CallbackInfo& info) {
       });
 }
 
-// detach(device): losetup --detach DEVICE.
-Napi::Value Detach(const Napi::CallbackInfo& info) {
-  Args args(info, "loop.detach", 1);
+// DeviceIoctl runs one argument-less ioctl on the loop device named by
+// the first argument.
+Napi::Value DeviceIoctl(const Napi::CallbackInfo& info, const char* function, const char* resource,
+                        unsigned long request, const char* syscall) {
+  Args args(info, function, 1);
   std::string device = args.Path(0, "device");
-  return StartCall(info.Env(), "dmthin:loop.detach", [device](CallWorker& w) {
+  return StartCall(info.Env(), resource, [device, request, syscall](CallWorker& w) {
     Fd loop(open(device.c_str(), O_RDONLY | O_CLOEXEC));
     if (!loop.ok()) return w.FailErrno("open", device);
-    if (ioctl(loop.get(), LOOP_CLR_FD, 0) != 0) w.FailErrno("ioctl(LOOP_CLR_FD)", device);
+    if (ioctl(loop.get(), request, 0) != 0) w.FailErrno(syscall, device);
   });
+}
+
+// detach(device): losetup --detach DEVICE.
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  return DeviceIoctl(info, "loop.detach", "dmthin:loop.detach", LOOP_CLR_FD, "ioctl(LOOP_CLR_FD)");
 }
 
 // setCapacity(device): losetup --set-capacity DEVICE, after the file grew.
 Napi::Value SetCapacity(const Napi::CallbackInfo& info) {
-  Args args(info, "loop.setCapacity", 1);
-  std::string device = args.Path(0, "device");
-  return StartCall(info.Env(), "dmthin:loop.setCapacity", [device](CallWorker& w) {
-    Fd loop(open(device.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!loop.ok()) return w.FailErrno("open", device);
-    if (ioctl(loop.get(), LOOP_SET_CAPACITY, 0) != 0) w.FailErrno("ioctl(LOOP_SET_CAPACITY)", device);
-  });
+  return DeviceIoctl(info, "loop.setCapacity", "dmthin:loop.setCapacity", LOOP_SET_CAPACITY,
+                     "ioctl(LOOP_SET_CAPACITY)");
 }
 
 struct StatusState {
