@@ -1,0 +1,697 @@
+// The DeviceSet owns the thin pool and every thin device in it: the base
+// device with its filesystem, one snapshot per layer, their metadata, and
+// their mounts. Pool changes run one at a time under a transaction that a
+// restart can roll back; mounts of different devices run independently.
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { blockdev, dm, fs as kfs, thin } from '../devmapper';
+import { DmthinError, isErrno } from '../errors';
+import type { Logger } from '../log';
+import { defaultFilesystem, filesystemUuid, growFilesystem, makeFilesystem, mountOptions, probeFilesystem, type FsType } from './filesystem';
+import { IdAllocator } from './ids';
+import { KeyedMutex, Mutex } from './lock';
+import { BASE_HASH, checkHash, MetadataStore, type DeviceRecord, type SetRecord } from './metadata';
+import type { DeviceSetOptions } from './options';
+import { listThinIds, poolBlockSize, setupPool, type Pool } from './pool';
+import { statusRows, type StatusRow } from './status';
+
+const EBUSY_RETRIES = 50;
+const EBUSY_RETRY_MS = 100;
+const DEFERRED_DELETION_INTERVAL_MS = 30_000;
+/** Kernels before dm 4.27 cannot remove a device deferred. */
+const DEFERRED_REMOVE_DRIVER = [4, 27];
+
+export interface DeviceSetConfig {
+  home: string;
+  options: DeviceSetOptions;
+  log: Logger;
+}
+
+export interface AddDeviceOptions {
+  /** bytes; at least the parent's size */
+  size?: number;
+}
+
+/** A device whose metadata and pool disagree; refused until an operator looks. */
+export interface FaultyDevice {
+  hash: string;
+  reason: string;
+}
+
+export class DeviceSet {
+  private readonly devices = new Map<string, DeviceRecord>();
+  private readonly faulty = new Map<string, string>();
+  private readonly mounts = new Map<string, number>();
+  private readonly poolLock = new Mutex();
+  private readonly deviceLocks = new KeyedMutex();
+  private ids = new IdAllocator([]);
+  private transactionId = 0;
+  private fsType: FsType = 'ext4';
+  private setRecord: SetRecord = { nextDeviceId: 0, baseDeviceUuid: '', baseDeviceFilesystem: '' };
+  private deletionTimer: NodeJS.Timeout | undefined;
+  private deferredRemoval = false;
+  private deferredDeletion = false;
+  private closed = false;
+
+  private constructor(
+    readonly home: string,
+    readonly prefix: string,
+    readonly options: DeviceSetOptions,
+    private readonly log: Logger,
+    private readonly store: MetadataStore,
+    readonly pool: Pool,
+  ) {}
+
+  /** Sets up (or adopts) the pool, recovers from an unclean stop, and makes sure the base device is there. */
+  static async open(config: DeviceSetConfig): Promise<DeviceSet> {
+    const { home, options, log } = config;
+    await fsp.mkdir(path.join(home, 'mnt'), { recursive: true, mode: 0o700 });
+    const store = new MetadataStore(path.join(home, 'metadata'));
+    await store.init();
+    configureLibdm(options, log);
+    const { deferredRemoval, deferredDeletion } = await deferredSupport(options);
+    const prefix = await devicePrefix(home);
+    const pool = await setupPool(home, prefix, options, log);
+    const set = new DeviceSet(home, prefix, options, log, store, pool);
+    set.deferredRemoval = deferredRemoval;
+    set.deferredDeletion = deferredDeletion;
+    try {
+      await set.load();
+      await set.setupBaseDevice();
+    } catch (err) {
+      await set.releasePool();
+      throw err;
+    }
+    if (set.deferredDeletion) {
+      set.deletionTimer = setInterval(() => void set.retryDeferredDeletions(), DEFERRED_DELETION_INTERVAL_MS);
+      set.deletionTimer.unref();
+    }
+    return set;
+  }
+
+  // ---- start-up -------------------------------------------------------------------------------
+
+  private async load(): Promise<void> {
+    const status = await thin.poolStatus(this.pool.name);
+    if (status.failed) throw new DmthinError('EPOOLFAILED', `thin pool ${this.pool.name} has failed; repair it with thin_check/thin_repair`);
+    this.transactionId = status.transactionId;
+    const setRecord = await this.store.loadSet();
+    const { devices, unreadable } = await this.store.loadDevices();
+    if (setRecord === null && devices.length === 0 && this.options.thinPoolDevice !== null) {
+      // First use of a pool someone else made: it must be empty.
+      if (status.usedDataBlocks > 0) throw new DmthinError('EPOOLINUSE', `cannot take over thin pool ${this.pool.name}: it already has used data blocks`);
+      if (status.transactionId !== 0) throw new DmthinError('EPOOLINUSE', `cannot take over thin pool ${this.pool.name}: its transaction id is ${status.transactionId}, not 0`);
+    }
+    if (setRecord !== null) this.setRecord = setRecord;
+    for (const d of devices) this.devices.set(d.hash, d);
+    for (const u of unreadable) this.faulty.set(u.file, `metadata unreadable: ${u.reason}`);
+    await this.unmountStale();
+    await this.deactivateAll();
+    await this.rollbackTransaction();
+    await this.reconcile();
+    this.ids = new IdAllocator([...this.devices.values()].map((d) => d.deviceId));
+  }
+
+  /** Mounts left under <home>/mnt by a process that died. */
+  private async unmountStale(): Promise<void> {
+    const mnt = path.join(this.home, 'mnt') + '/';
+    const mountpoints = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''))
+      .filter((p) => p.startsWith(mnt))
+      .sort((a, b) => b.length - a.length);
+    for (const target of mountpoints) {
+      this.log.info('unmounting a stale mount', { target });
+      await kfs.umount2(target, kfs.constants.MNT_DETACH).catch((err: unknown) => this.log.warn('cannot unmount', { target, err: String(err) }));
+    }
+  }
+
+  /**
+   * Deactivates every device of this set. One still open elsewhere (a
+   * running container's mount namespace) is left to deferred removal, or
+   * active, rather than failing the start or the shutdown.
+   */
+  private async deactivateAll(): Promise<void> {
+    const ours = (await dm.list()).filter((d) => d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name);
+    for (const d of ours) {
+      try {
+        await dm.remove(d.name, { deferred: this.deferredRemoval });
+      } catch (err) {
+        if (!isErrno(err, 'ENXIO')) this.log.warn('device still in use; left active', { device: d.name, err: String(err) });
+      }
+    }
+  }
+
+  private async rollbackTransaction(): Promise<void> {
+    const tx = await this.store.loadTransaction();
+    if (tx === null) return;
+    if (tx.openTransactionId > this.transactionId) {
+      this.log.warn('rolling back a pool change that did not finish', { hash: tx.deviceHash, deviceId: tx.deviceId });
+      if (tx.deviceId !== 0) await this.deleteThin(tx.deviceId);
+      this.devices.delete(tx.deviceHash);
+      await this.store.removeDevice(tx.deviceHash);
+    }
+    await this.store.removeTransaction();
+  }
+
+  /** Thin ids the pool has but metadata lacks are removed; metadata without a thin device is faulty. */
+  private async reconcile(): Promise<void> {
+    const inPool = await listThinIds(this.pool);
+    const known = new Set<number>();
+    for (const d of this.devices.values()) {
+      known.add(d.deviceId);
+      if (!inPool.has(d.deviceId)) {
+        this.faulty.set(d.hash, `thin device ${d.deviceId} is missing from pool ${this.pool.name}`);
+        this.log.error('device metadata without a thin device; refusing to serve it', { hash: d.hash, deviceId: d.deviceId });
+      }
+    }
+    const unreadable = this.faulty.size > 0 && [...this.faulty.keys()].some((h) => !this.devices.has(h));
+    for (const id of inPool) {
+      if (known.has(id)) continue;
+      if (unreadable) {
+        // An unreadable metadata file may be the one naming it: keep the data.
+        this.log.warn('thin device without metadata kept, since some metadata is unreadable', { deviceId: id });
+        continue;
+      }
+      this.log.warn('removing a thin device that no metadata names', { deviceId: id });
+      await this.deleteThin(id);
+    }
+    for (const hash of this.faulty.keys()) this.devices.delete(hash);
+  }
+
+  private async setupBaseDevice(): Promise<void> {
+    const base = this.devices.get(BASE_HASH);
+    if (base !== undefined && (!base.initialized || base.deleted)) {
+      this.log.warn('recreating a base device that was never finished');
+      await this.poolLock.run(() => this.deleteLocked(base, true));
+    }
+    if (!this.devices.has(BASE_HASH)) {
+      if (this.faulty.has('base') || this.faulty.has(BASE_HASH)) throw new DmthinError('EFAULTY', 'the base device is faulty; see the logs');
+      await this.poolLock.run(() => this.createBaseDevice());
+      return;
+    }
+    await this.verifyBaseDevice();
+  }
+
+  private async createBaseDevice(): Promise<void> {
+    this.fsType = this.options.fs ?? (await defaultFilesystem());
+    const record: DeviceRecord = { hash: BASE_HASH, deviceId: 0, size: this.options.baseSize, transactionId: 0, initialized: false, deleted: false };
+    await this.inTransaction(record, async () => {
+      await this.createThinWithFreeId(record, (id) => thin.createThin(this.pool.name, id));
+      await this.store.saveDevice(record);
+      const name = this.deviceName(BASE_HASH);
+      await this.activate(record);
+      try {
+        await makeFilesystem(dm.devicePath(name), this.fsType, this.options.mkfsArgs);
+        // Every layer inherits rootfs/ from the base, so no container sees lost+found.
+        await this.withTemporaryMount(record, async (dir) => fsp.mkdir(path.join(dir, 'rootfs'), { mode: 0o755 }));
+        this.setRecord = { ...this.setRecord, baseDeviceUuid: await filesystemUuid(dm.devicePath(name)), baseDeviceFilesystem: this.fsType };
+      } finally {
+        await this.deactivate(name, false);
+      }
+      record.initialized = true;
+      await this.store.saveDevice(record);
+    });
+    await this.saveSetRecord();
+    this.log.info('created the base device', { fs: this.fsType, size: record.size, uuid: this.setRecord.baseDeviceUuid });
+  }
+
+  private async verifyBaseDevice(): Promise<void> {
+    const base = this.mustGet(BASE_HASH);
+    const name = this.deviceName(BASE_HASH);
+    await this.activate(base);
+    try {
+      const device = dm.devicePath(name);
+      const uuid = await filesystemUuid(device);
+      if (this.setRecord.baseDeviceUuid === '') {
+        this.setRecord = { ...this.setRecord, baseDeviceUuid: uuid };
+      } else if (uuid !== this.setRecord.baseDeviceUuid) {
+        throw new DmthinError(
+          'EBASEUUID',
+          `base device UUID ${uuid} does not match the recorded ${this.setRecord.baseDeviceUuid}: this looks like a different thin pool than last time`,
+        );
+      }
+      const probed = await probeFilesystem(device);
+      if (probed === null) throw new DmthinError('ENOFS', `base device ${name} has no ext4 or xfs filesystem`);
+      if (this.setRecord.baseDeviceFilesystem !== '' && probed !== this.setRecord.baseDeviceFilesystem) {
+        throw new DmthinError('EBASEFS', `base device filesystem is ${probed}, but ${this.setRecord.baseDeviceFilesystem} was recorded`);
+      }
+      if (this.options.fs !== null && this.options.fs !== probed) {
+        this.log.warn('dm.fs differs from the existing base device; keeping the base device filesystem', { asked: this.options.fs, actual: probed });
+      }
+      this.fsType = probed;
+      this.setRecord = { ...this.setRecord, baseDeviceFilesystem: probed };
+      if (this.options.baseSizeSet && this.options.baseSize !== base.size) await this.growBase(base);
+    } finally {
+      await this.deactivate(name, false);
+    }
+    await this.saveSetRecord();
+  }
+
+  private async growBase(base: DeviceRecord): Promise<void> {
+    if (this.options.baseSize < base.size) {
+      throw new DmthinError('EBASESIZE', `dm.basesize ${this.options.baseSize} is smaller than the base device's ${base.size} bytes; it can only grow`);
+    }
+    const grown = { ...base, size: this.options.baseSize };
+    await this.deactivate(this.deviceName(BASE_HASH), false);
+    await this.activate(grown);
+    await this.withTemporaryMount(grown, (dir) => growFilesystem(dm.devicePath(this.deviceName(BASE_HASH)), dir, this.fsType));
+    await this.store.saveDevice(grown);
+    this.devices.set(BASE_HASH, grown);
+    this.log.info('grew the base device', { size: grown.size });
+  }
+
+  // ---- the verbs --------------------------------------------------------------------------------
+
+  /** Creates device `hash` as a snapshot of `parent` ('' is the base device). */
+  async addDevice(hash: string, parent: string, options: AddDeviceOptions = {}): Promise<void> {
+    checkHash(hash);
+    if (hash === BASE_HASH) throw new DmthinError('EINVALIDID', 'a device id must not be empty');
+    checkHash(parent);
+    this.checkOpen();
+    // The parent's lock keeps it from being activated or mounted while it is snapshotted.
+    await this.deviceLocks.run(parent, () => this.poolLock.run(async () => {
+      if (this.devices.has(hash) || this.faulty.has(hash)) {
+        throw new DmthinError('EEXIST', `device ${hash} already exists${this.faulty.has(hash) ? ' (faulty)' : ''}`);
+      }
+      const origin = this.usable(parent);
+      const size = options.size ?? origin.size;
+      if (!Number.isSafeInteger(size) || size < origin.size) {
+        throw new DmthinError('ESIZE', `size of ${hash} cannot be smaller than its parent's ${origin.size} bytes`);
+      }
+      await this.checkFreeSpace();
+      const record: DeviceRecord = { hash, deviceId: 0, size, transactionId: 0, initialized: true, deleted: false };
+      await this.inTransaction(record, async () => {
+        await this.createThinWithFreeId(record, (id) => this.snapshot(origin, id));
+        await this.store.saveDevice(record);
+        if (size > origin.size) await this.growDevice(record);
+      });
+    }));
+  }
+
+  /** Deletes device `hash`; an unknown one is not an error. */
+  async deleteDevice(hash: string, syncDelete = false): Promise<void> {
+    checkHash(hash);
+    if (hash === BASE_HASH) throw new DmthinError('EINVALIDID', 'the base device cannot be deleted');
+    this.checkOpen();
+    await this.deviceLocks.run(hash, () =>
+      this.poolLock.run(async () => {
+        const record = this.devices.get(hash);
+        if (record === undefined) return;
+        if ((this.mounts.get(hash) ?? 0) > 0) throw new DmthinError('EBUSY', `device ${hash} is mounted`);
+        await this.deleteLocked(record, syncDelete);
+      }),
+    );
+  }
+
+  /** Mounts device `hash` (counting users) and returns the path to hand out: the rootfs directory in it. */
+  async mountDevice(hash: string, mountLabel = ''): Promise<string> {
+    checkHash(hash);
+    this.checkOpen();
+    return this.deviceLocks.run(hash, async () => {
+      const record = this.usable(hash);
+      const dir = this.mountPath(hash);
+      const users = this.mounts.get(hash) ?? 0;
+      if (users > 0) {
+        this.mounts.set(hash, users + 1);
+        return path.join(dir, 'rootfs');
+      }
+      await this.activate(record);
+      try {
+        await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+        await this.mountAt(record, dir, mountLabel);
+      } catch (err) {
+        await this.deactivate(this.deviceName(hash), this.deferredRemoval).catch(() => undefined);
+        throw err;
+      }
+      await fsp.mkdir(path.join(dir, 'rootfs'), { recursive: true, mode: 0o755 });
+      this.mounts.set(hash, 1);
+      return path.join(dir, 'rootfs');
+    });
+  }
+
+  /** Drops one user of device `hash`; the last one unmounts and deactivates it. */
+  async unmountDevice(hash: string): Promise<void> {
+    checkHash(hash);
+    await this.deviceLocks.run(hash, async () => {
+      const users = this.mounts.get(hash) ?? 0;
+      if (users === 0) return;
+      if (users > 1) {
+        this.mounts.set(hash, users - 1);
+        return;
+      }
+      const dir = this.mountPath(hash);
+      await kfs.umount2(dir, kfs.constants.MNT_DETACH);
+      this.mounts.delete(hash);
+      // Removing the directory also drops copies of the mount that leaked into other namespaces.
+      await fsp.rmdir(dir).catch(() => undefined);
+      await this.deactivate(this.deviceName(hash), this.deferredRemoval);
+    });
+  }
+
+  /** Whether metadata knows the device (faulty ones included: they exist, they are just refused). */
+  hasDevice(hash: string): boolean {
+    return this.devices.has(hash) || this.faulty.has(hash);
+  }
+
+  isMounted(hash: string): boolean {
+    return (this.mounts.get(hash) ?? 0) > 0;
+  }
+
+  faultyDevices(): FaultyDevice[] {
+    return [...this.faulty].map(([hash, reason]) => ({ hash, reason }));
+  }
+
+  /** GetMetadata's keys, as the in-tree driver returned them. */
+  deviceMetadata(hash: string): Record<string, string> {
+    const record = this.usable(hash);
+    return { DeviceId: String(record.deviceId), DeviceSize: String(record.size), DeviceName: this.deviceName(hash) };
+  }
+
+  deviceName(hash: string): string {
+    return `${this.prefix}-${hash === BASE_HASH ? 'base' : hash}`;
+  }
+
+  mountPath(hash: string): string {
+    return path.join(this.home, 'mnt', hash);
+  }
+
+  async status(): Promise<StatusRow[]> {
+    const deleted = [...this.devices.values()].filter((d) => d.deleted).length;
+    return statusRows({
+      pool: this.pool,
+      status: await thin.poolStatus(this.pool.name),
+      blockSize: await poolBlockSize(this.pool),
+      baseSize: this.devices.get(BASE_HASH)?.size ?? this.options.baseSize,
+      fsType: this.fsType,
+      udevSync: dm.udevSync(),
+      minFreeSpacePercent: this.options.minFreeSpacePercent,
+      deferredRemoval: this.deferredRemoval,
+      deferredDeletion: this.deferredDeletion,
+      deferredDeletedCount: deleted,
+      faultyCount: this.faulty.size,
+      libraryVersion: (await dm.version()).library,
+      loopBackingDir: this.pool.dataFile === '' ? '' : path.dirname(this.pool.dataFile),
+    });
+  }
+
+  /** Flushes metadata, unmounts what it mounted, deactivates its devices and, if it made the pool, the pool. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.deletionTimer !== undefined) clearInterval(this.deletionTimer);
+    await this.poolLock.run(async () => {
+      await this.saveSetRecord();
+      for (const hash of this.mounts.keys()) {
+        await kfs.umount2(this.mountPath(hash), kfs.constants.MNT_DETACH).catch(() => undefined);
+        await fsp.rmdir(this.mountPath(hash)).catch(() => undefined);
+      }
+      this.mounts.clear();
+      await this.deactivateAll();
+      await this.releasePool();
+    });
+  }
+
+  // ---- pool changes, each under poolLock ----------------------------------------------------
+
+  /**
+   * The in-tree driver's transaction: record the change about to be made,
+   * make it, then bump the pool's transaction id. A restart that finds the
+   * record ahead of the pool's id undoes the change (rollbackTransaction).
+   */
+  private async inTransaction(record: DeviceRecord, change: () => Promise<void>): Promise<void> {
+    const next = this.transactionId + 1;
+    record.transactionId = next;
+    await this.store.saveTransaction({ openTransactionId: next, deviceHash: record.hash, deviceId: record.deviceId });
+    let done = false;
+    try {
+      await change();
+      await thin.setTransactionId(this.pool.name, this.transactionId, next);
+      this.transactionId = next;
+      done = true;
+    } finally {
+      if (!done) await this.undoCreate(record);
+    }
+    await this.store.removeTransaction();
+    this.devices.set(record.hash, record);
+  }
+
+  /** Undo of a create that failed before its transaction closed. */
+  private async undoCreate(record: DeviceRecord): Promise<void> {
+    try {
+      await this.deactivate(this.deviceName(record.hash), false);
+      if (record.deviceId !== 0) await this.deleteThin(record.deviceId);
+      await this.store.removeDevice(record.hash);
+      if (record.deviceId !== 0) this.ids.release(record.deviceId);
+      await this.store.removeTransaction();
+    } catch (err) {
+      this.log.error('cannot undo a failed create; the next start rolls it back', { hash: record.hash, err: String(err) });
+    }
+  }
+
+  /** Takes a free id and makes the thin device; ids the pool already has (EEXIST) are stepped over. */
+  private async createThinWithFreeId(record: DeviceRecord, create: (id: number) => Promise<void>): Promise<void> {
+    for (;;) {
+      record.deviceId = this.ids.allocate();
+      await this.store.saveTransaction({ openTransactionId: record.transactionId, deviceHash: record.hash, deviceId: record.deviceId });
+      try {
+        await create(record.deviceId);
+        return;
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) {
+          this.ids.release(record.deviceId);
+          record.deviceId = 0;
+          throw err;
+        }
+        this.log.warn('thin id exists in the pool but no metadata names it; skipping it', { deviceId: record.deviceId });
+      }
+    }
+  }
+
+  /** create_snap of an origin; an active origin is suspended around it so no write in flight is lost. */
+  private async snapshot(origin: DeviceRecord, id: number): Promise<void> {
+    const name = this.deviceName(origin.hash);
+    const active = (await dm.info(name)).exists;
+    if (active) await dm.suspend(name);
+    try {
+      await thin.createSnap(this.pool.name, id, origin.deviceId);
+    } finally {
+      if (active) await dm.resume(name);
+    }
+  }
+
+  private async growDevice(record: DeviceRecord): Promise<void> {
+    await this.activate(record);
+    try {
+      await this.withTemporaryMount(record, (dir) => growFilesystem(dm.devicePath(this.deviceName(record.hash)), dir, this.fsType));
+    } finally {
+      await this.deactivate(this.deviceName(record.hash), false);
+    }
+  }
+
+  private async deleteLocked(record: DeviceRecord, syncDelete: boolean): Promise<void> {
+    const name = this.deviceName(record.hash);
+    if (this.options.blkDiscard) await this.discard(record);
+    const deferred = this.deferredRemoval && this.deferredDeletion && !syncDelete;
+    await this.deactivate(name, deferred);
+    const next = this.transactionId + 1;
+    await this.store.saveTransaction({ openTransactionId: next, deviceHash: record.hash, deviceId: record.deviceId });
+    try {
+      await this.deleteThin(record.deviceId);
+    } catch (err) {
+      if (!(isErrno(err, 'EBUSY') && deferred)) {
+        await this.store.removeTransaction();
+        throw err;
+      }
+      // Still open somewhere (a leaked mount): delete it later, from the background and after restarts.
+      record.deleted = true;
+      await this.store.saveDevice(record);
+      await this.store.removeTransaction();
+      this.log.info('device busy; deletion deferred', { hash: record.hash });
+      return;
+    }
+    await this.store.removeDevice(record.hash);
+    await thin.setTransactionId(this.pool.name, this.transactionId, next);
+    this.transactionId = next;
+    await this.store.removeTransaction();
+    this.devices.delete(record.hash);
+    this.ids.release(record.deviceId);
+  }
+
+  /** `delete ID`; a thin id the pool does not have (ENODATA) counts as deleted. */
+  private async deleteThin(id: number): Promise<void> {
+    try {
+      await thin.deleteThin(this.pool.name, id);
+    } catch (err) {
+      if (!isErrno(err, 'ENODATA')) throw err;
+    }
+  }
+
+  private async retryDeferredDeletions(): Promise<void> {
+    for (const record of [...this.devices.values()].filter((d) => d.deleted)) {
+      await this.deviceLocks
+        .run(record.hash, () => this.poolLock.run(() => this.deleteLocked(record, true)))
+        .catch((err: unknown) => this.log.debug('deferred deletion still blocked', { hash: record.hash, err: String(err) }));
+    }
+  }
+
+  // ---- devices ------------------------------------------------------------------------------------
+
+  private async activate(record: DeviceRecord): Promise<void> {
+    const name = this.deviceName(record.hash);
+    const info = await dm.info(name);
+    if (info.exists) {
+      // A pending deferred removal would take it away under the new user.
+      if (info.deferredRemove === true) await dm.message(name, 0, '@cancel_deferred_remove');
+      return;
+    }
+    await dm.create(name, [thin.thinTable(this.pool.path, record.deviceId, record.size / 512)]);
+  }
+
+  /** `dmsetup remove`, retried while busy, or deferred to the last close. Missing devices are fine. */
+  private async deactivate(name: string, deferred: boolean): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await dm.remove(name, { deferred });
+        return;
+      } catch (err) {
+        if (isErrno(err, 'ENXIO')) return;
+        if (!isErrno(err, 'EBUSY') || attempt >= EBUSY_RETRIES) throw err;
+        await new Promise((resolve) => setTimeout(resolve, EBUSY_RETRY_MS));
+      }
+    }
+  }
+
+  private async discard(record: DeviceRecord): Promise<void> {
+    try {
+      await this.activate(record);
+      const name = this.deviceName(record.hash);
+      if ((await dm.info(name)).openCount !== 0) return;
+      const device = dm.devicePath(name);
+      await blockdev.discard(device, 0, await blockdev.size(device));
+    } catch (err) {
+      this.log.warn('discard failed; deleting anyway', { hash: record.hash, err: String(err) });
+    }
+  }
+
+  private async mountAt(record: DeviceRecord, dir: string, mountLabel: string): Promise<void> {
+    const device = dm.devicePath(this.deviceName(record.hash));
+    await kfs.mount(device, dir, this.fsType, 0, mountOptions(this.fsType, this.options.mountOptions, mountLabel) || null);
+    if (this.fsType === 'xfs' && this.options.xfsNospaceMaxRetries !== null) {
+      const minor = (await dm.info(this.deviceName(record.hash))).minor ?? -1;
+      const knob = `/sys/fs/xfs/dm-${minor}/error/metadata/ENOSPC/max_retries`;
+      try {
+        await fsp.writeFile(knob, String(this.options.xfsNospaceMaxRetries));
+      } catch (err) {
+        await kfs.umount2(dir, kfs.constants.MNT_DETACH);
+        throw new DmthinError('EXFSRETRIES', `dm.xfs_nospace_max_retries is set but ${knob} cannot be written: ${String(err)}`);
+      }
+    }
+  }
+
+  /** Mounts an active device at its own mountpoint for a moment (mkfs follow-up, grow). */
+  private async withTemporaryMount<T>(record: DeviceRecord, use: (dir: string) => Promise<T>): Promise<T> {
+    const dir = path.join(this.home, 'mnt', `.${record.hash === BASE_HASH ? 'base' : record.hash}`);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    await this.mountAt(record, dir, '');
+    try {
+      return await use(dir);
+    } finally {
+      await kfs.umount2(dir, kfs.constants.MNT_DETACH);
+      await fsp.rmdir(dir).catch(() => undefined);
+    }
+  }
+
+  // ---- checks --------------------------------------------------------------------------------------
+
+  private async checkFreeSpace(): Promise<void> {
+    const s = await thin.poolStatus(this.pool.name);
+    if (s.failed) throw new DmthinError('EPOOLFAILED', `thin pool ${this.pool.name} has failed`);
+    if (s.needsCheck) throw new DmthinError('EPOOLCHECK', `thin pool ${this.pool.name} needs a metadata check (thin_check)`);
+    if (s.mode === 'ro') throw new DmthinError('EPOOLRO', `thin pool ${this.pool.name} is read-only (metadata space exhausted or an error); it needs repair`);
+    if (s.mode === 'out_of_data_space') throw new DmthinError('ENOSPC', `thin pool ${this.pool.name} is out of data space; free some or grow the pool`);
+    const pct = this.options.minFreeSpacePercent;
+    if (pct === 0) return;
+    const minData = Math.max(1, Math.floor((s.totalDataBlocks * pct) / 100));
+    const freeData = s.totalDataBlocks - s.usedDataBlocks;
+    if (freeData < minData) {
+      throw new DmthinError('ENOSPC', `thin pool ${this.pool.name} has ${freeData} free data blocks, less than the ${minData} that dm.min_free_space=${pct}% requires; free space in the pool or lower dm.min_free_space`);
+    }
+    const minMeta = Math.max(1, Math.floor((s.totalMetadataBlocks * pct) / 100));
+    const freeMeta = s.totalMetadataBlocks - s.usedMetadataBlocks;
+    if (freeMeta < minMeta) {
+      throw new DmthinError('ENOSPC', `thin pool ${this.pool.name} has ${freeMeta} free metadata blocks, less than the ${minMeta} that dm.min_free_space=${pct}% requires`);
+    }
+  }
+
+  private usable(hash: string): DeviceRecord {
+    const reason = this.faulty.get(hash);
+    if (reason !== undefined) throw new DmthinError('EFAULTY', `device ${hash || 'base'} is faulty: ${reason}`);
+    const record = this.mustGet(hash);
+    if (record.deleted) throw new DmthinError('ENOENT', `device ${hash} is being deleted`);
+    return record;
+  }
+
+  private mustGet(hash: string): DeviceRecord {
+    const record = this.devices.get(hash);
+    if (record === undefined) throw new DmthinError('ENOENT', `unknown device ${hash || 'base'}`);
+    return record;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new DmthinError('ESHUTDOWN', 'the device set is shut down');
+  }
+
+  private async saveSetRecord(): Promise<void> {
+    const next = Math.max(0, ...[...this.devices.values()].map((d) => d.deviceId));
+    this.setRecord = { ...this.setRecord, nextDeviceId: next };
+    await this.store.saveSet(this.setRecord);
+  }
+
+  private async releasePool(): Promise<void> {
+    if (!this.pool.owned) return;
+    await this.deactivate(this.pool.name, false).catch((err: unknown) => this.log.warn('cannot remove the pool', { err: String(err) }));
+  }
+}
+
+/** `dmthin-MAJ:MIN-INODE` of the home directory, like the in-tree driver's `docker-` prefix: two homes never clash. */
+async function devicePrefix(home: string): Promise<string> {
+  const st = await fsp.stat(home);
+  const major = Math.floor(st.dev / 256) & 0xfff;
+  const minor = (st.dev & 0xff) | (Math.floor(st.dev / 4096) & ~0xff);
+  return `dmthin-${major}:${minor}-${st.ino}`;
+}
+
+function configureLibdm(options: DeviceSetOptions, log: Logger): void {
+  dm.setLogLevel(options.libdmLogLevel);
+  if (!existsUdev()) {
+    // Without udev (a plugin container, the test VM) libdevmapper makes the nodes itself.
+    dm.setUdevSync(false);
+    log.info('udev is not running; libdevmapper creates /dev/mapper nodes itself');
+  }
+}
+
+/** libdevmapper's own test for a running udev. */
+function existsUdev(): boolean {
+  return existsSync('/run/udev/control');
+}
+
+async function deferredSupport(options: DeviceSetOptions): Promise<{ deferredRemoval: boolean; deferredDeletion: boolean }> {
+  const driver = (await dm.version()).driver.split('.').map(Number);
+  const [major = 0, minor = 0] = driver;
+  const supported = major > (DEFERRED_REMOVE_DRIVER[0] ?? 4) || (major === DEFERRED_REMOVE_DRIVER[0] && minor >= (DEFERRED_REMOVE_DRIVER[1] ?? 27));
+  if (options.useDeferredRemoval === true && !supported) {
+    throw new DmthinError('EDMOPTION', 'dm.use_deferred_removal needs kernel device-mapper 4.27 or later');
+  }
+  const deferredRemoval = options.useDeferredRemoval ?? supported;
+  const deferredDeletion = options.useDeferredDeletion ?? deferredRemoval;
+  if (deferredDeletion && !deferredRemoval) {
+    throw new DmthinError('EDMOPTION', 'dm.use_deferred_deletion needs deferred removal; set dm.use_deferred_removal=true');
+  }
+  return { deferredRemoval, deferredDeletion };
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal. */
+function unescapeMountPath(text: string): string {
+  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}

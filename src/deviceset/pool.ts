@@ -1,0 +1,175 @@
+// The thin pool under a DeviceSet: the default one on two sparse files
+// (loop-lvm, as the in-tree driver called it), one built from block
+// devices (dm.datadev/dm.metadatadev), or an existing one (dm.thinpooldev).
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { blockdev, dm, loop, thin } from '../devmapper';
+import type { ThinPoolStatus } from '../devmapper/thin';
+import { DmthinError, isErrno } from '../errors';
+import type { Logger } from '../log';
+import type { DeviceSetOptions } from './options';
+import { runTool } from './run';
+
+export interface Pool {
+  name: string;
+  /** /dev/mapper path, as thin tables name it */
+  path: string;
+  /** created by dmthin (loop files or dm.datadev), so dmthin removes it at shutdown */
+  owned: boolean;
+  /** the sparse files of a loop-backed pool, else '' */
+  dataFile: string;
+  metadataFile: string;
+  /** the devices under the pool (loop devices for files); dataDevice is '' for dm.thinpooldev */
+  dataDevice: string;
+  /** the pool's metadata device, also for thin_ls and thin_check */
+  metadataDevice: string;
+}
+
+const DEFAULT_LOW_WATER_MARK = 32768;
+
+export async function setupPool(home: string, prefix: string, options: DeviceSetOptions, log: Logger): Promise<Pool> {
+  if (options.directLvm !== null) {
+    throw new DmthinError('EDMOPTION', 'dmthin does not set up LVM itself (dm.directlvm_device): make a thin pool with lvcreate --type thin-pool and give it as dm.thinpooldev');
+  }
+  if (options.thinPoolDevice !== null) return existingPool(options.thinPoolDevice);
+  const name = `${prefix}-pool`;
+  if (options.dataDevice !== null || options.metadataDevice !== null) {
+    if (options.dataDevice === null || options.metadataDevice === null) {
+      throw new DmthinError('EDMOPTION', 'dm.datadev and dm.metadatadev must be given together');
+    }
+    return blockDevicePool(name, options.dataDevice, options.metadataDevice, options);
+  }
+  return loopPool(home, name, options, log);
+}
+
+async function existingPool(name: string): Promise<Pool> {
+  const info = await dm.info(name);
+  if (!info.exists) throw new DmthinError('ENOPOOL', `thin pool ${name} (dm.thinpooldev) does not exist`);
+  const [target] = await dm.table(name);
+  if (target?.type !== 'thin-pool') throw new DmthinError('ENOTPOOL', `device ${name} (dm.thinpooldev) is not a thin pool`);
+  return {
+    name,
+    path: dm.devicePath(name),
+    owned: false,
+    dataFile: '',
+    metadataFile: '',
+    dataDevice: '',
+    metadataDevice: await nodeOf(target.params.split(' ')[0] ?? ''),
+  };
+}
+
+async function blockDevicePool(name: string, dataDevice: string, metadataDevice: string, options: DeviceSetOptions): Promise<Pool> {
+  const pool: Pool = { name, path: dm.devicePath(name), owned: true, dataFile: '', metadataFile: '', dataDevice, metadataDevice };
+  if (!(await dm.info(name)).exists) await createPoolTable(name, metadataDevice, dataDevice, options);
+  return pool;
+}
+
+async function loopPool(home: string, name: string, options: DeviceSetOptions, log: Logger): Promise<Pool> {
+  const dir = path.join(home, 'devicemapper');
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const dataFile = path.join(dir, 'data');
+  const metadataFile = path.join(dir, 'metadata');
+  const dataGrew = await ensureSparseFile(dataFile, options.loopDataSize, log);
+  await ensureSparseFile(metadataFile, options.loopMetadataSize, log);
+  log.warn('the thin pool is on loop devices over sparse files, which is slow; give dm.thinpooldev for production use', { dataFile });
+
+  if ((await dm.info(name)).exists) {
+    // Left active by an earlier run: adopt it, and grow it if its file grew.
+    const dataLoop = (await loop.find(dataFile)) ?? '';
+    const metadataLoop = (await loop.find(metadataFile)) ?? '';
+    if (dataLoop === '' || metadataLoop === '') throw new DmthinError('ENOPOOL', `pool ${name} exists but its loop devices are not backed by ${dir}`);
+    if (dataGrew) await growLoopPool(name, dataLoop);
+    return { name, path: dm.devicePath(name), owned: true, dataFile, metadataFile, dataDevice: dataLoop, metadataDevice: metadataLoop };
+  }
+
+  // Autoclear: the loop devices go away with the pool, also after a crash.
+  const data = await loop.attachAutoclear(dataFile);
+  const metadata = await loop.attachAutoclear(metadataFile);
+  try {
+    await createPoolTable(name, metadata.device, data.device, options);
+  } finally {
+    await data.release();
+    await metadata.release();
+  }
+  return { name, path: dm.devicePath(name), owned: true, dataFile, metadataFile, dataDevice: data.device, metadataDevice: metadata.device };
+}
+
+async function createPoolTable(name: string, metadataDevice: string, dataDevice: string, options: DeviceSetOptions): Promise<void> {
+  const sectors = Math.floor((await blockdev.size(dataDevice)) / 512);
+  const blocks = Math.floor(sectors / options.blockSize);
+  if (blocks < 1) throw new DmthinError('EDMOPTION', `data device ${dataDevice} is smaller than one pool block`);
+  const table = thin.thinPoolTable(metadataDevice, dataDevice, sectors - (sectors % options.blockSize), {
+    blockSize: options.blockSize,
+    lowWaterMark: Math.min(DEFAULT_LOW_WATER_MARK, Math.floor(blocks / 10)),
+    skipBlockZeroing: true,
+  });
+  await dm.create(name, [table]);
+}
+
+/** Creates the file, or grows it to `size`; never shrinks it. Resolves true when it grew. */
+async function ensureSparseFile(file: string, size: number, log: Logger): Promise<boolean> {
+  let current = -1;
+  try {
+    current = (await fsp.stat(file)).size;
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  if (current === -1) {
+    const handle = await fsp.open(file, 'wx', 0o600);
+    await handle.truncate(size);
+    await handle.sync();
+    await handle.close();
+    return false;
+  }
+  if (size < current) {
+    log.warn('a loop file cannot shrink; keeping its size', { file, size: current, asked: size });
+    return false;
+  }
+  if (size === current) return false;
+  await fsp.truncate(file, size);
+  return true;
+}
+
+/** The in-tree driver's ResizePool: new capacity on the loop device, then a reloaded pool table. */
+async function growLoopPool(name: string, dataLoop: string): Promise<void> {
+  await loop.setCapacity(dataLoop);
+  const [target] = await dm.table(name);
+  if (target === undefined) throw new DmthinError('ENOPOOL', `pool ${name} has no table`);
+  const sectors = Math.floor((await blockdev.size(dataLoop)) / 512);
+  const blockSize = Number(target.params.split(' ')[2]);
+  await dm.reload(name, [{ ...target, length: sectors - (sectors % blockSize) }]);
+  await dm.suspend(name);
+  await dm.resume(name);
+}
+
+/** The /dev node of a "major:minor" pair, from sysfs (no udev needed). */
+async function nodeOf(majorMinor: string): Promise<string> {
+  const uevent = await fsp.readFile(`/sys/dev/block/${majorMinor}/uevent`, 'utf8').catch(() => '');
+  const devname = /^DEVNAME=(.+)$/m.exec(uevent)?.[1];
+  return devname === undefined ? '' : `/dev/${devname}`;
+}
+
+export async function poolStatus(pool: Pool): Promise<ThinPoolStatus> {
+  return thin.poolStatus(pool.name);
+}
+
+/** Block size of the pool in sectors, from its table. */
+export async function poolBlockSize(pool: Pool): Promise<number> {
+  const [target] = await dm.table(pool.name);
+  return Number(target?.params.split(' ')[2] ?? '128');
+}
+
+/**
+ * The thin ids the pool holds, read with thin_ls from a metadata snapshot
+ * (the live metadata cannot be read while the pool is active).
+ */
+export async function listThinIds(pool: Pool): Promise<Set<number>> {
+  if (pool.metadataDevice === '') throw new DmthinError('ENOPOOL', `cannot find the metadata device of pool ${pool.name}`);
+  await thin.reserveMetadataSnap(pool.name);
+  try {
+    const out = await runTool('thin_ls', ['--metadata-snap', '--no-headers', '-o', 'DEV', pool.metadataDevice]);
+    return new Set(out.split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number));
+  } finally {
+    await thin.releaseMetadataSnap(pool.name);
+  }
+}
