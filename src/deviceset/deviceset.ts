@@ -8,6 +8,7 @@ import { blockdev, dm, fs as kfs, thin } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
 import type { Logger } from '../log';
 import { defaultFilesystem, filesystemUuid, growFilesystem, makeFilesystem, mountOptions, probeFilesystem, type FsType } from './filesystem';
+import { failpoint } from './failpoint';
 import { IdAllocator } from './ids';
 import { KeyedMutex, Mutex } from './lock';
 import { BASE_HASH, checkHash, MetadataStore, type DeviceRecord, type SetRecord } from './metadata';
@@ -105,11 +106,25 @@ export class DeviceSet {
     if (setRecord !== null) this.setRecord = setRecord;
     for (const d of devices) this.devices.set(d.hash, d);
     for (const u of unreadable) this.faulty.set(u.file, `metadata unreadable: ${u.reason}`);
+    // A process killed while an origin was suspended for a snapshot leaves it suspended;
+    // unmounting or using it would hang until it is resumed.
+    await this.resumeSuspended();
     await this.unmountStale();
     await this.deactivateAll();
     await this.rollbackTransaction();
     await this.reconcile();
     this.ids = new IdAllocator([...this.devices.values()].map((d) => d.deviceId));
+  }
+
+  private async resumeSuspended(): Promise<void> {
+    for (const d of await dm.list()) {
+      if (!d.name.startsWith(`${this.prefix}-`)) continue;
+      const info = await dm.info(d.name);
+      if (info.suspended === true) {
+        this.log.warn('resuming a device a dead process left suspended', { device: d.name });
+        await dm.resume(d.name);
+      }
+    }
   }
 
   /** Mounts left under <home>/mnt by a process that died. */
@@ -284,6 +299,7 @@ export class DeviceSet {
       await this.inTransaction(record, async () => {
         await this.createThinWithFreeId(record, (id) => this.snapshot(origin, id));
         await this.store.saveDevice(record);
+        failpoint('add:record-saved');
         if (size > origin.size) await this.growDevice(record);
       });
     }));
@@ -352,6 +368,11 @@ export class DeviceSet {
   /** Whether metadata knows the device (faulty ones included: they exist, they are just refused). */
   hasDevice(hash: string): boolean {
     return this.devices.has(hash) || this.faulty.has(hash);
+  }
+
+  /** Every device id the set serves, base device excluded. */
+  listDevices(): string[] {
+    return [...this.devices.keys()].filter((hash) => hash !== BASE_HASH);
   }
 
   isMounted(hash: string): boolean {
@@ -423,16 +444,20 @@ export class DeviceSet {
     const next = this.transactionId + 1;
     record.transactionId = next;
     await this.store.saveTransaction({ openTransactionId: next, deviceHash: record.hash, deviceId: record.deviceId });
+    failpoint('add:transaction-opened');
     let done = false;
     try {
       await change();
+      failpoint('add:changed');
       await thin.setTransactionId(this.pool.name, this.transactionId, next);
       this.transactionId = next;
+      failpoint('add:transaction-id-set');
       done = true;
     } finally {
       if (!done) await this.undoCreate(record);
     }
     await this.store.removeTransaction();
+    failpoint('add:transaction-closed');
     this.devices.set(record.hash, record);
   }
 
@@ -454,8 +479,10 @@ export class DeviceSet {
     for (;;) {
       record.deviceId = this.ids.allocate();
       await this.store.saveTransaction({ openTransactionId: record.transactionId, deviceHash: record.hash, deviceId: record.deviceId });
+      failpoint('add:id-chosen');
       try {
         await create(record.deviceId);
+        failpoint('add:thin-created');
         return;
       } catch (err) {
         if (!isErrno(err, 'EEXIST')) {
@@ -474,7 +501,9 @@ export class DeviceSet {
     const active = (await dm.info(name)).exists;
     if (active) await dm.suspend(name);
     try {
+      failpoint('add:origin-suspended');
       await thin.createSnap(this.pool.name, id, origin.deviceId);
+      failpoint('add:snapshot-taken');
     } finally {
       if (active) await dm.resume(name);
     }
@@ -483,7 +512,11 @@ export class DeviceSet {
   private async growDevice(record: DeviceRecord): Promise<void> {
     await this.activate(record);
     try {
-      await this.withTemporaryMount(record, (dir) => growFilesystem(dm.devicePath(this.deviceName(record.hash)), dir, this.fsType));
+      await this.withTemporaryMount(record, async (dir) => {
+        failpoint('add:grow-mounted');
+        await growFilesystem(dm.devicePath(this.deviceName(record.hash)), dir, this.fsType);
+        failpoint('add:grown');
+      });
     } finally {
       await this.deactivate(this.deviceName(record.hash), false);
     }
@@ -491,13 +524,25 @@ export class DeviceSet {
 
   private async deleteLocked(record: DeviceRecord, syncDelete: boolean): Promise<void> {
     const name = this.deviceName(record.hash);
-    if (this.options.blkDiscard) await this.discard(record);
-    const deferred = this.deferredRemoval && this.deferredDeletion && !syncDelete;
-    await this.deactivate(name, deferred);
+    // The transaction opens before the discard: a restart after a crash at
+    // any later step finishes the deletion instead of serving a device
+    // whose blocks are already gone.
     const next = this.transactionId + 1;
     await this.store.saveTransaction({ openTransactionId: next, deviceHash: record.hash, deviceId: record.deviceId });
+    failpoint('delete:transaction-opened');
+    if (this.options.blkDiscard) await this.discard(record);
+    failpoint('delete:discarded');
+    const deferred = this.deferredRemoval && this.deferredDeletion && !syncDelete;
+    try {
+      await this.deactivate(name, deferred);
+    } catch (err) {
+      await this.store.removeTransaction();
+      throw err;
+    }
+    failpoint('delete:deactivated');
     try {
       await this.deleteThin(record.deviceId);
+      failpoint('delete:thin-deleted');
     } catch (err) {
       if (!(isErrno(err, 'EBUSY') && deferred)) {
         await this.store.removeTransaction();
@@ -511,8 +556,10 @@ export class DeviceSet {
       return;
     }
     await this.store.removeDevice(record.hash);
+    failpoint('delete:record-removed');
     await thin.setTransactionId(this.pool.name, this.transactionId, next);
     this.transactionId = next;
+    failpoint('delete:transaction-id-set');
     await this.store.removeTransaction();
     this.devices.delete(record.hash);
     this.ids.release(record.deviceId);
@@ -527,7 +574,8 @@ export class DeviceSet {
     }
   }
 
-  private async retryDeferredDeletions(): Promise<void> {
+  /** Retries the deletion of devices that were busy when deleted; the background timer calls it too. */
+  async retryDeferredDeletions(): Promise<void> {
     for (const record of [...this.devices.values()].filter((d) => d.deleted)) {
       await this.deviceLocks
         .run(record.hash, () => this.poolLock.run(() => this.deleteLocked(record, true)))
