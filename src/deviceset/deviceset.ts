@@ -7,7 +7,7 @@ import path from 'node:path';
 import { blockdev, dm, fs as kfs, thin } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
 import type { Logger } from '../log';
-import { defaultFilesystem, filesystemUuid, growFilesystem, makeFilesystem, mountOptions, probeFilesystem, type FsType } from './filesystem';
+import { defaultFilesystem, filesystemUuid, growFilesystem, makeFilesystem, mountArguments, probeFilesystem, type FsType } from './filesystem';
 import { failpoint } from './failpoint';
 import { IdAllocator } from './ids';
 import { KeyedMutex, Mutex } from './lock';
@@ -624,7 +624,8 @@ export class DeviceSet {
 
   private async mountAt(record: DeviceRecord, dir: string, mountLabel: string): Promise<void> {
     const device = dm.devicePath(this.deviceName(record.hash));
-    await kfs.mount(device, dir, this.fsType, 0, mountOptions(this.fsType, this.options.mountOptions, mountLabel) || null);
+    const { flags, data } = mountArguments(this.fsType, this.options.mountOptions, mountLabel);
+    await kfs.mount(device, dir, this.fsType, flags, data);
     if (this.fsType === 'xfs' && this.options.xfsNospaceMaxRetries !== null) {
       const minor = (await dm.info(this.deviceName(record.hash))).minor ?? -1;
       const knob = `/sys/fs/xfs/dm-${minor}/error/metadata/ENOSPC/max_retries`;

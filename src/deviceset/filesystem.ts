@@ -60,9 +60,48 @@ export async function growFilesystem(device: string, mountpoint: string, type: F
   else await runTool('resize2fs', [device]);
 }
 
-/** Mount options for a device: nouuid for xfs, so snapshots of one filesystem can be mounted together. */
-export function mountOptions(type: FsType, extra: readonly string[], mountLabel: string): string {
+/** mount(8)'s generic options, which are MS_* flags for mount(2), not filesystem data. */
+const FLAG_OPTIONS: Record<string, { set?: keyof typeof kfs.constants; clear?: keyof typeof kfs.constants }> = {
+  defaults: {},
+  rw: { clear: 'MS_RDONLY' },
+  ro: { set: 'MS_RDONLY' },
+  suid: { clear: 'MS_NOSUID' },
+  nosuid: { set: 'MS_NOSUID' },
+  dev: { clear: 'MS_NODEV' },
+  nodev: { set: 'MS_NODEV' },
+  exec: { clear: 'MS_NOEXEC' },
+  noexec: { set: 'MS_NOEXEC' },
+  async: { clear: 'MS_SYNCHRONOUS' },
+  sync: { set: 'MS_SYNCHRONOUS' },
+  dirsync: { set: 'MS_DIRSYNC' },
+  atime: { clear: 'MS_NOATIME' },
+  noatime: { set: 'MS_NOATIME' },
+  diratime: { clear: 'MS_NODIRATIME' },
+  nodiratime: { set: 'MS_NODIRATIME' },
+  relatime: { set: 'MS_RELATIME' },
+  norelatime: { clear: 'MS_RELATIME' },
+  strictatime: { set: 'MS_STRICTATIME' },
+  lazytime: { set: 'MS_LAZYTIME' },
+};
+
+/**
+ * The flags and data of mount(2) for a device: nouuid for xfs (so
+ * snapshots of one filesystem mount side by side), dm.mountopt, the mount
+ * label. Generic options such as noatime become flags, as mount(8) does.
+ */
+export function mountArguments(type: FsType, extra: readonly string[], mountLabel: string): { flags: number; data: string | null } {
   const options = type === 'xfs' ? ['nouuid', ...extra] : [...extra];
   if (mountLabel !== '') options.push(`context=${JSON.stringify(mountLabel)}`);
-  return options.join(',');
+  let flags = 0;
+  const data: string[] = [];
+  for (const option of options.flatMap((o) => o.split(','))) {
+    const flag = FLAG_OPTIONS[option];
+    if (flag === undefined) {
+      if (option !== '') data.push(option);
+      continue;
+    }
+    if (flag.set !== undefined) flags |= kfs.constants[flag.set];
+    if (flag.clear !== undefined) flags &= ~kfs.constants[flag.clear];
+  }
+  return { flags, data: data.length > 0 ? data.join(',') : null };
 }
