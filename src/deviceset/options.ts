@@ -273,3 +273,18 @@ function pathOption(key: string, value: string): string {
   if (!value.startsWith('/')) fail(`${key} must be an absolute device path, got ${JSON.stringify(value)}`);
   return value;
 }
+
+/**
+ * The options a DeviceSet runs with: the plugin's own settings first,
+ * then GraphDriver.Init's Opts (dockerd --storage-opt), so that for a
+ * single-valued option dockerd's value wins, and repeatable ones
+ * (dm.mkfsarg, dm.mountopt) get both lists, the plugin's first.
+ */
+export function storageOptions(pluginEntries: readonly string[], initEntries: readonly string[]): DeviceSetOptions {
+  return parseOptions([...pluginEntries, ...initEntries]);
+}
+
+/** Splits a settings string such as DMTHIN_STORAGE_OPTS ("dm.basesize=20G dm.fs=xfs") into entries. */
+export function splitOptionList(text: string): string[] {
+  return text.split(/\s+/).filter((entry) => entry !== '');
+}

@@ -119,3 +119,13 @@ describe('dm.* storage options', () => {
     }
   });
 });
+
+describe('where options come from', () => {
+  it('lets dockerd\'s --storage-opt win over the plugin\'s own settings, and appends repeatable ones', async () => {
+    const { storageOptions, splitOptionList } = await import('../../src/deviceset/options');
+    const o = storageOptions(splitOptionList(' dm.basesize=20G  dm.fs=xfs dm.mountopt=noatime\n'), ['dm.basesize=30G', 'dm.mountopt=nodiscard']);
+    assert.equal(o.baseSize, 30 * GiB);
+    assert.equal(o.fs, 'xfs');
+    assert.deepEqual(o.mountOptions, ['noatime', 'nodiscard']);
+  });
+});
