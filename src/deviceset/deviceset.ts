@@ -4,6 +4,7 @@
 // restart can roll back; mounts of different devices run independently.
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { blockdev, dm, fs as kfs, thin } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
 import type { Logger } from '../log';
@@ -93,11 +94,20 @@ export class DeviceSet {
   // ---- start-up -------------------------------------------------------------------------------
 
   private async load(): Promise<void> {
+    const phases: Record<string, number> = {};
+    const phase = async <T>(name: string, step: () => Promise<T>): Promise<T> => {
+      const start = performance.now();
+      try {
+        return await step();
+      } finally {
+        phases[name] = Math.round(performance.now() - start);
+      }
+    };
     const status = await thin.poolStatus(this.pool.name);
     if (status.failed) throw new DmthinError('EPOOLFAILED', `thin pool ${this.pool.name} has failed; repair it with thin_check/thin_repair`);
     this.transactionId = status.transactionId;
     const setRecord = await this.store.loadSet();
-    const { devices, unreadable } = await this.store.loadDevices();
+    const { devices, unreadable } = await phase('metadata', () => this.store.loadDevices());
     if (setRecord === null && devices.length === 0 && this.options.thinPoolDevice !== null) {
       // First use of a pool someone else made: it must be empty.
       if (status.usedDataBlocks > 0) throw new DmthinError('EPOOLINUSE', `cannot take over thin pool ${this.pool.name}: it already has used data blocks`);
@@ -108,12 +118,13 @@ export class DeviceSet {
     for (const u of unreadable) this.faulty.set(u.file, `metadata unreadable: ${u.reason}`);
     // A process killed while an origin was suspended for a snapshot leaves it suspended;
     // unmounting or using it would hang until it is resumed.
-    await this.resumeSuspended();
-    await this.unmountStale();
-    await this.deactivateAll();
-    await this.rollbackTransaction();
-    await this.reconcile();
+    await phase('resume', () => this.resumeSuspended());
+    await phase('unmount', () => this.unmountStale());
+    await phase('deactivate', () => this.deactivateAll());
+    await phase('rollback', () => this.rollbackTransaction());
+    await phase('reconcile', () => this.reconcile());
     this.ids = new IdAllocator([...this.devices.values()].map((d) => d.deviceId));
+    this.log.info('device metadata loaded', { devices: this.devices.size, faulty: this.faulty.size, ms: phases });
   }
 
   private async resumeSuspended(): Promise<void> {

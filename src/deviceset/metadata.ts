@@ -4,7 +4,7 @@
 //   <home>/metadata/deviceset-metadata    the set's own record
 //   <home>/metadata/transaction-metadata  the pool change in flight, if any
 // Every write is atomic (see atomic.ts).
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DmthinError } from '../errors';
 import { MAX_THIN_ID } from '../devmapper/thin';
@@ -81,7 +81,12 @@ export class MetadataStore {
     await removeFileDurably(this.deviceFile(hash));
   }
 
-  /** Every device file; files that do not parse are returned apart. Leftover temp files are removed. */
+  /**
+   * Every device file; files that do not parse are returned apart, and
+   * leftover temp files are removed. Runs once, at start-up, before
+   * anything is served: synchronous reads there are several times faster
+   * than a thousand trips through the thread pool.
+   */
   async loadDevices(): Promise<{ devices: DeviceRecord[]; unreadable: UnreadableRecord[] }> {
     const devices: DeviceRecord[] = [];
     const unreadable: UnreadableRecord[] = [];
@@ -93,7 +98,7 @@ export class MetadataStore {
       if (name.startsWith('.') || name === SET_FILE || name === TRANSACTION_FILE) continue;
       const hash = name === BASE_FILE ? BASE_HASH : name;
       try {
-        devices.push(parseDevice(hash, await readJsonFile(path.join(this.dir, name))));
+        devices.push(parseDevice(hash, JSON.parse(readFileSync(path.join(this.dir, name), 'utf8')) as unknown));
       } catch (err) {
         unreadable.push({ file: name, reason: err instanceof Error ? err.message : String(err) });
       }
