@@ -6,6 +6,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm, fs as kfs, thin } from '../../src/devmapper';
 import type { DeviceSet } from '../../src/deviceset';
+import { listThinIds } from '../../src/deviceset/pool';
 import { requireRoot, requireVm } from '../support/env';
 import { openSet, readIn, tempHome } from '../support/deviceset';
 import { run } from '../support/exec';
@@ -25,14 +26,9 @@ function readMountinfo(): string[] {
     .map((l: string) => l.split(' ')[4] ?? '');
 }
 
+/** Thin ids the pool really holds (thin_ls on a metadata snapshot), sorted. */
 async function poolIds(set: DeviceSet): Promise<number[]> {
-  await thin.reserveMetadataSnap(set.pool.name);
-  try {
-    const out = await run('thin_ls', ['--metadata-snap', '--no-headers', '-o', 'DEV', set.pool.metadataDevice]);
-    return out.split('\n').filter((l) => /^\s*\d+\s*$/.test(l)).map(Number).sort((a, b) => a - b);
-  } finally {
-    await thin.releaseMetadataSnap(set.pool.name);
-  }
+  return [...(await listThinIds(set.pool))].sort((a, b) => a - b);
 }
 
 describe('DeviceSet (VM)', function () {
@@ -352,6 +348,35 @@ describe('DeviceSet (VM)', function () {
       } finally {
         await used.destroy();
         await empty.destroy();
+      }
+    });
+  });
+
+  describe('a pool that cannot take changes', () => {
+    it('refuses new devices while the pool is read-only, and works again once it is writable', async () => {
+      const set = await openSet(await tempHome('ro'));
+      const [table] = await dm.table(set.pool.name);
+      assert.ok(table !== undefined);
+      const setMode = async (params: string): Promise<void> => {
+        await dm.reload(set.pool.name, [{ ...table, params }]);
+        await dm.suspend(set.pool.name);
+        await dm.resume(set.pool.name);
+      };
+      try {
+        // The pool's own feature list, with read_only added.
+        const [meta, data, block, low, count = '0', ...features] = table.params.split(' ');
+        await setMode([meta, data, block, low, Number(count) + 1, ...features, 'read_only'].join(' '));
+        assert.equal((await thin.poolStatus(set.pool.name)).mode, 'ro');
+        await assert.rejects(set.addDevice('while-ro', ''), (err: unknown) => {
+          assert.equal((err as { code: string }).code, 'EPOOLRO');
+          assert.match(String(err), /read-only/);
+          return true;
+        });
+        assert.equal(set.hasDevice('while-ro'), false);
+        await setMode(table.params);
+        await set.addDevice('while-ro', '');
+      } finally {
+        await set.shutdown();
       }
     });
   });
