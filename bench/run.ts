@@ -1,18 +1,42 @@
 // Runs the benchmarks inside the VM (npm run bench) and prints their
 // tables, then one JSON line per benchmark for tools to read.
+// DMTHIN_BENCH picks some (comma-separated names); all run by default.
 import { benchDmCycle, formatDmCycle } from './dm-cycle';
+import { benchDeviceSetOps, formatDeviceSetOps } from './deviceset-ops';
+import { benchDeviceSetScale, formatDeviceSetScale } from './deviceset-scale';
+
+const rounds = Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '30');
+
+const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = {
+  'dm-cycle': async () => {
+    const r = await benchDmCycle(rounds);
+    return { text: formatDmCycle(r), data: r };
+  },
+  'deviceset-ops': async () => {
+    const r = await benchDeviceSetOps(rounds);
+    return { text: formatDeviceSetOps(r), data: r };
+  },
+  'deviceset-scale': async () => {
+    const rows = await benchDeviceSetScale(Number(process.env['DMTHIN_BENCH_SCALE'] ?? '1000'), 7);
+    return { text: formatDeviceSetScale(rows), data: { rows } };
+  },
+};
 
 async function main(): Promise<void> {
   if (process.env['DMTHIN_IN_VM'] !== '1') {
     throw new Error('the benchmarks need device-mapper: run them with `npm run bench`, which starts the VM');
   }
-  const rounds = Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '40');
-  const cycle = await benchDmCycle(rounds);
-  process.stdout.write(`${formatDmCycle(cycle)}\n`);
-  process.stdout.write(`BENCH ${JSON.stringify({ name: 'dm-cycle', ...cycle })}\n`);
+  const chosen = (process.env['DMTHIN_BENCH'] ?? Object.keys(BENCHES).join(',')).split(',');
+  for (const name of chosen) {
+    const bench = BENCHES[name];
+    if (bench === undefined) throw new Error(`unknown benchmark ${name}; have ${Object.keys(BENCHES).join(', ')}`);
+    const { text, data } = await bench();
+    process.stdout.write(`\n${text}\n`);
+    process.stdout.write(`BENCH ${JSON.stringify({ name, ...(data as object) })}\n`);
+  }
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exitCode = 1;
 });
