@@ -196,6 +196,23 @@ describe('DeviceSet (VM)', function () {
       assert.equal(existsSync(path.join(home, 'metadata', 'transaction-metadata')), false);
     });
 
+    it('steps over a thin id that appeared in the pool behind its back', async () => {
+      await set.addDevice('probe-id', '');
+      const next = Number(set.deviceMetadata('probe-id')['DeviceId']);
+      await set.deleteDevice('probe-id');
+      // Someone else takes the id that would be handed out next.
+      await thin.createThin(set.pool.name, next);
+      try {
+        await set.addDevice('stepped', '');
+        assert.notEqual(Number(set.deviceMetadata('stepped')['DeviceId']), next);
+        const rootfs = await set.mountDevice('stepped');
+        await set.unmountDevice('stepped');
+        assert.ok(rootfs.endsWith('stepped/rootfs'));
+      } finally {
+        await thin.deleteThin(set.pool.name, next);
+      }
+    });
+
     it('runs 50 adds at once on different ids, then 50 deletes', async () => {
       const ids = Array.from({ length: 50 }, (_, i) => `many-${i}`);
       await Promise.all(ids.map((id, i) => set.addDevice(id, i % 2 === 0 ? 'layer1' : 'layer2')));
