@@ -1,0 +1,30 @@
+// What the HTTP layer needs from a graph driver: GraphDriver's calls, in
+// dockerd's terms. The DeviceSet-backed driver implements it; protocol
+// tests can stand in a fake.
+
+export interface GraphCapabilities {
+  ReproducesExactDiffs: boolean;
+}
+
+export interface CreateRequest {
+  id: string;
+  parent: string;
+  mountLabel: string;
+  storageOpt: Record<string, string>;
+}
+
+export interface GraphDriverApi {
+  /** Home and the dm.* options of dockerd's --storage-opt. */
+  init(home: string, opts: string[]): Promise<void>;
+  capabilities(): GraphCapabilities;
+  create(request: CreateRequest): Promise<void>;
+  createReadWrite(request: CreateRequest): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** Mounts the layer and returns the directory dockerd uses as its root. */
+  get(id: string, mountLabel: string): Promise<string>;
+  put(id: string): Promise<void>;
+  exists(id: string): boolean;
+  status(): Promise<Array<[string, string]>>;
+  getMetadata(id: string): Record<string, string>;
+  cleanup(): Promise<void>;
+}

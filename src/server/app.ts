@@ -1,0 +1,71 @@
+// The plugin's HTTP API: Plugin.Activate and GraphDriver.*, as dockerd
+// 20.10 calls them. Every answer is HTTP 200 with a JSON body, an error
+// as {"Err": "..."} (dockerd then uses the message verbatim). Requests
+// carry no Content-Type, so bodies are parsed as JSON whatever they say.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { GraphDriverApi } from '../graphdriver/types';
+import type { Logger } from '../log';
+import { schemaError, validateInit, validateLayer, type LayerBody } from './schemas';
+
+export interface AppDeps {
+  graph: GraphDriverApi;
+  log: Logger;
+}
+
+type Handler = (body: LayerBody) => Promise<object> | object;
+
+export function createApp(deps: AppDeps): express.Express {
+  const { graph, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ type: () => true, limit: '1mb' }));
+
+  app.post('/Plugin.Activate', (_req, res) => {
+    res.json({ Implements: ['GraphDriver'] });
+  });
+
+  app.post('/GraphDriver.Init', async (req: Request, res: Response) => {
+    const body: unknown = req.body ?? {};
+    if (!validateInit(body)) return fail(res, `GraphDriver.Init: ${schemaError(validateInit)}`);
+    await graph.init(body.Home, body.Opts ?? []);
+    log.info('graph driver initialized', { home: body.Home, opts: body.Opts ?? [] });
+    return res.json({});
+  });
+
+  const layer = (name: string, needsId: boolean, handler: Handler): void => {
+    app.post(`/GraphDriver.${name}`, async (req: Request, res: Response) => {
+      const body: unknown = req.body ?? {};
+      if (!validateLayer(body)) return fail(res, `GraphDriver.${name}: ${schemaError(validateLayer)}`);
+      if (needsId && (body.ID ?? '') === '') return fail(res, `GraphDriver.${name}: ID is required`);
+      return res.json(await handler(body));
+    });
+  };
+
+  const createRequest = (b: LayerBody) => ({ id: b.ID ?? '', parent: b.Parent ?? '', mountLabel: b.MountLabel ?? '', storageOpt: b.StorageOpt ?? {} });
+  layer('Capabilities', false, () => ({ Capabilities: graph.capabilities() }));
+  layer('Create', true, async (b) => (await graph.create(createRequest(b)), {}));
+  layer('CreateReadWrite', true, async (b) => (await graph.createReadWrite(createRequest(b)), {}));
+  layer('Remove', true, async (b) => (await graph.remove(b.ID ?? ''), {}));
+  layer('Get', true, async (b) => ({ Dir: await graph.get(b.ID ?? '', b.MountLabel ?? '') }));
+  layer('Put', true, async (b) => (await graph.put(b.ID ?? ''), {}));
+  layer('Exists', true, (b) => ({ Exists: graph.exists(b.ID ?? '') }));
+  layer('Status', false, async () => ({ Status: await graph.status() }));
+  layer('GetMetadata', true, (b) => ({ Metadata: graph.getMetadata(b.ID ?? '') }));
+  layer('Cleanup', false, async () => (await graph.cleanup(), {}));
+
+  // Malformed JSON and every thrown error end here, as an Err answer.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const method = req.path.slice(1);
+    if (err instanceof SyntaxError || (err as { type?: string }).type === 'entity.parse.failed') {
+      return fail(res, `${method}: malformed JSON body`);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    log.warn('request failed', { method, code: (err as { code?: string }).code, err: message });
+    return fail(res, message);
+  });
+  return app;
+}
+
+function fail(res: Response, message: string): Response {
+  return res.status(200).json({ Err: message });
+}
