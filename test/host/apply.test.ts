@@ -1,0 +1,133 @@
+// ApplyDiff's tar engine on plain directories (root needed for owners,
+// device nodes and trusted xattrs): every kind of entry, AUFS whiteouts,
+// and tars that try to write outside the layer.
+import assert from 'node:assert/strict';
+import { existsSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { fs as kfs } from '../../src/devmapper';
+import { applyTar } from '../../src/graphdriver/apply';
+import { requireRoot } from '../support/env';
+
+type Entry = Partial<tar.Header> & { name: string; body?: string };
+
+/** A tar stream made of the given entries. */
+function makeTar(entries: Entry[]): Readable {
+  const pack = tar.pack();
+  for (const { body, ...header } of entries) pack.entry({ mtime: new Date(1_600_000_000_000), ...header }, body ?? '');
+  pack.finalize();
+  return Readable.from(pack as unknown as AsyncIterable<Buffer>);
+}
+
+describe('ApplyDiff tar engine (root)', function () {
+  let root = '';
+  let outside = '';
+
+  before(function () {
+    requireRoot(this);
+  });
+
+  beforeEach(async () => {
+    const top = await fsp.mkdtemp(path.join(os.tmpdir(), 'dmthin-apply-'));
+    root = path.join(top, 'layer');
+    outside = path.join(top, 'outside');
+    await fsp.mkdir(root);
+    await fsp.mkdir(outside);
+  });
+
+  afterEach(async () => {
+    await fsp.rm(path.dirname(root), { recursive: true, force: true });
+  });
+
+  it('unpacks every kind of entry with owners, modes, xattrs and times, and sums the sizes', async () => {
+    const mtime = new Date(1_500_000_000_000);
+    const size = await applyTar(
+      root,
+      makeTar([
+        { name: 'etc/', type: 'directory', mode: 0o755, mtime },
+        { name: 'etc/passwd', body: 'root:x:0:0\n', mode: 0o644, uid: 0, gid: 0 },
+        { name: 'bin/', type: 'directory', mode: 0o755 },
+        { name: 'bin/su', body: 'ELF', mode: 0o4755, uid: 0, gid: 0 },
+        { name: 'bin/ping', body: 'ELF2', mode: 0o755, pax: { 'SCHILY.xattr.user.note': 'hello' } },
+        { name: 'tmp/', type: 'directory', mode: 0o1777 },
+        { name: 'home/u/', type: 'directory', mode: 0o750, uid: 1000, gid: 1000 },
+        { name: 'home/u/f', body: 'mine', mode: 0o2640, uid: 1000, gid: 100 },
+        { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
+        { name: 'bin/hard', type: 'link', linkname: 'bin/su' },
+        { name: 'run/fifo', type: 'fifo', mode: 0o600 },
+        { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+      ]),
+    );
+    assert.equal(size, 'root:x:0:0\n'.length + 3 + 4 + 4);
+    assert.equal(await fsp.readFile(path.join(root, 'etc/passwd'), 'utf8'), 'root:x:0:0\n');
+    assert.equal((await fsp.stat(path.join(root, 'bin/su'))).mode & 0o7777, 0o4755);
+    assert.equal((await fsp.stat(path.join(root, 'tmp'))).mode & 0o7777, 0o1777);
+    const f = await fsp.stat(path.join(root, 'home/u/f'));
+    assert.deepEqual([f.uid, f.gid, f.mode & 0o7777], [1000, 100, 0o2640]);
+    assert.equal((await kfs.lgetxattr(path.join(root, 'bin/ping'), 'user.note')).toString(), 'hello');
+    assert.equal(await fsp.readlink(path.join(root, 'bin/sh')), 'busybox');
+    assert.equal((await fsp.stat(path.join(root, 'bin/hard'))).ino, (await fsp.stat(path.join(root, 'bin/su'))).ino);
+    assert.ok((await fsp.stat(path.join(root, 'run/fifo'))).isFIFO());
+    assert.equal((await fsp.stat(path.join(root, 'dev/null'))).rdev, 0x103);
+    assert.equal((await fsp.stat(path.join(root, 'etc'))).mtimeMs, mtime.getTime(), 'directory times are set after their children');
+    assert.equal((await fsp.lstat(path.join(root, 'etc/passwd'))).mtimeMs, 1_600_000_000_000);
+  });
+
+  it('applies AUFS whiteouts: a file, a directory, and an opaque directory that keeps what this layer adds', async () => {
+    await applyTar(root, makeTar([
+      { name: 'a/', type: 'directory', mode: 0o755 },
+      { name: 'a/keep', body: '1' },
+      { name: 'a/gone', body: '2' },
+      { name: 'b/', type: 'directory', mode: 0o755 },
+      { name: 'b/deep/x', body: '3' },
+      { name: 'c/', type: 'directory', mode: 0o755 },
+      { name: 'c/old', body: '4' },
+    ]));
+    await applyTar(root, makeTar([
+      { name: 'a/.wh.gone', body: '' },
+      { name: '.wh.b', body: '' },
+      { name: 'c/', type: 'directory', mode: 0o755 },
+      { name: 'c/new', body: '5' },
+      { name: 'c/.wh..wh..opq', body: '' },
+    ]));
+    assert.deepEqual((await fsp.readdir(path.join(root, 'a'))).sort(), ['keep']);
+    assert.equal(existsSync(path.join(root, 'b')), false);
+    assert.deepEqual(await fsp.readdir(path.join(root, 'c')), ['new']);
+  });
+
+  it('replaces entries of another type, and hard-links to files of lower layers', async () => {
+    await applyTar(root, makeTar([{ name: 'x/', type: 'directory', mode: 0o755 }, { name: 'x/inner', body: 'i' }, { name: 'lower', body: 'L' }]));
+    await applyTar(root, makeTar([{ name: 'x', body: 'now a file' }, { name: 'up', type: 'link', linkname: 'lower' }]));
+    assert.equal(await fsp.readFile(path.join(root, 'x'), 'utf8'), 'now a file');
+    assert.equal((await fsp.stat(path.join(root, 'up'))).ino, (await fsp.stat(path.join(root, 'lower'))).ino);
+  });
+
+  it('keeps every write inside the layer: "..", absolute names, symlinked parents, escaping hard links', async () => {
+    await assert.rejects(applyTar(root, makeTar([{ name: '../outside/evil', body: 'x' }])), { code: 'EBADTAR' });
+    await assert.rejects(applyTar(root, makeTar([{ name: 'a/../../outside/evil', body: 'x' }])), { code: 'EBADTAR' });
+    await assert.rejects(applyTar(root, makeTar([{ name: 'h', type: 'link', linkname: '../outside/target' }])), { code: 'EBADTAR' });
+
+    // An absolute name lands under the root.
+    await applyTar(root, makeTar([{ name: '/abs/file', body: 'in' }]));
+    assert.equal(await fsp.readFile(path.join(root, 'abs/file'), 'utf8'), 'in');
+
+    // A symlink to a directory outside, then an entry through it: the symlink resolves inside the root.
+    await applyTar(root, makeTar([
+      { name: 'escape', type: 'symlink', linkname: outside },
+      { name: 'escape/evil', body: 'x' },
+      { name: 'rel', type: 'symlink', linkname: '../../../../outside' },
+      { name: 'rel/evil2', body: 'y' },
+    ]));
+    assert.deepEqual(await fsp.readdir(outside), [], 'nothing was written outside the layer');
+    assert.equal(await fsp.readFile(path.join(root, outside, 'evil'), 'utf8'), 'x');
+    assert.equal(await fsp.readFile(path.join(root, 'outside', 'evil2'), 'utf8'), 'y');
+    assert.equal(await fsp.readlink(path.join(root, 'escape')), outside, 'the symlink itself is kept as it was');
+  });
+
+  it('refuses a NUL smuggled into a name through a PAX path record, writing nothing', async () => {
+    await assert.rejects(applyTar(root, makeTar([{ name: 'plain', pax: { path: 'a\u0000b' }, body: 'x' }])), { code: 'EBADTAR' });
+    assert.deepEqual(await fsp.readdir(root), []);
+  });
+});
