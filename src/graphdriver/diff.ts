@@ -1,0 +1,86 @@
+// Diff: a tar of a layer's changes against its parent, with AUFS
+// whiteouts for deletions, streamed file by file.
+import { createReadStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { fs as kfs } from '../devmapper';
+import { WHITEOUT_PREFIX } from './apply';
+import { ChangeKind, type Change } from './changes';
+
+type EntryHeader = Partial<tar.Header> & { name: string };
+
+/** The tar stream of `list` (from changes()), read from the mounted layer. */
+export function exportChanges(layer: string, list: readonly Change[]): Readable {
+  const pack = tar.pack();
+  void (async () => {
+    const links = new Map<bigint, string>();
+    try {
+      for (const change of list) await addEntry(pack, layer, change, links);
+      pack.finalize();
+    } catch (err) {
+      pack.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  })();
+  return pack as unknown as Readable;
+}
+
+function entry(pack: tar.Pack, header: EntryHeader, body?: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error | null): void => (err ? reject(err) : resolve());
+    // An entry without content still needs its (empty) body, or the pack waits forever.
+    if (body === undefined) {
+      pack.entry(header, '', done);
+      return;
+    }
+    const sink = pack.entry(header, done);
+    body.on('error', reject);
+    body.pipe(sink as unknown as NodeJS.WritableStream);
+  });
+}
+
+async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Map<bigint, string>): Promise<void> {
+  const name = change.Path.replace(/^\//, '');
+  if (change.Kind === ChangeKind.Delete) {
+    const whiteout = path.posix.join(path.posix.dirname(name), `${WHITEOUT_PREFIX}${path.posix.basename(name)}`);
+    await entry(pack, { name: whiteout, type: 'file', size: 0, mode: 0o600, mtime: new Date(0) });
+    return;
+  }
+  const file = path.join(layer, change.Path);
+  const st = await fsp.lstat(file, { bigint: true });
+  const header: EntryHeader = {
+    name,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: new Date(Number(st.mtimeMs)),
+  };
+  const xattrs = await readXattrs(file);
+  if (Object.keys(xattrs).length > 0) header.pax = xattrs;
+  if (st.isDirectory()) return entry(pack, { ...header, type: 'directory' });
+  if (st.isSymbolicLink()) return entry(pack, { ...header, type: 'symlink', linkname: await fsp.readlink(file) });
+  if (st.isFIFO()) return entry(pack, { ...header, type: 'fifo' });
+  if (st.isCharacterDevice() || st.isBlockDevice()) {
+    const rdev = Number(st.rdev);
+    const devmajor = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
+    const devminor = (rdev & 0xff) | ((rdev >> 12) & ~0xff);
+    return entry(pack, { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor, devminor });
+  }
+  if (st.nlink > 1n) {
+    const first = links.get(st.ino);
+    if (first !== undefined) return entry(pack, { ...header, type: 'link', linkname: first });
+    links.set(st.ino, name);
+  }
+  return entry(pack, { ...header, type: 'file', size: Number(st.size) }, createReadStream(file));
+}
+
+async function readXattrs(file: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const names = await kfs.llistxattr(file).catch(() => [] as string[]);
+  for (const n of names) {
+    // Only the namespaces an image carries; trusted.* and system.* stay with the host.
+    if (!n.startsWith('user.') && n !== 'security.capability') continue;
+    out[`SCHILY.xattr.${n}`] = (await kfs.lgetxattr(file, n)).toString('binary');
+  }
+  return out;
+}

@@ -1,0 +1,109 @@
+// Changes, DiffSize and Diff on plain directories: what `docker diff`,
+// `docker ps -s` and `docker commit` get, checked by applying the diff to
+// a copy of the parent and comparing the result with the layer.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { applyTar } from '../../src/graphdriver/apply';
+import { ChangeKind, changes, changesSize } from '../../src/graphdriver/changes';
+import { exportChanges } from '../../src/graphdriver/diff';
+import { requireRoot } from '../support/env';
+
+/** Every path under dir with type, mode, owner, link target and content, for comparing trees. */
+async function describeTree(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await fsp.readdir(path.join(dir, rel))).sort()) {
+    const p = path.join(rel, name);
+    const st = await fsp.lstat(path.join(dir, p));
+    let extra = '';
+    if (st.isSymbolicLink()) extra = `-> ${await fsp.readlink(path.join(dir, p))}`;
+    else if (st.isFile()) extra = `${await fsp.readFile(path.join(dir, p), 'utf8')} nlink=${st.nlink}`;
+    out.push(`${p} ${(st.mode & 0o177777).toString(8)} ${st.uid}:${st.gid} ${extra}`);
+    if (st.isDirectory()) out.push(...(await describeTree(dir, p)));
+  }
+  return out;
+}
+
+describe('layer changes and diffs (root)', function () {
+  let top = '';
+  let parent = '';
+  let layer = '';
+
+  before(function () {
+    requireRoot(this);
+  });
+
+  beforeEach(async () => {
+    top = await fsp.mkdtemp(path.join(os.tmpdir(), 'dmthin-changes-'));
+    parent = path.join(top, 'parent');
+    layer = path.join(top, 'layer');
+    await fsp.mkdir(parent);
+    for (const d of ['etc', 'usr/bin', 'var/cache/old', 'keep']) await fsp.mkdir(path.join(parent, d), { recursive: true });
+    await fsp.writeFile(path.join(parent, 'etc/passwd'), 'root\n');
+    await fsp.writeFile(path.join(parent, 'etc/hosts'), 'localhost\n');
+    await fsp.writeFile(path.join(parent, 'usr/bin/tool'), 'v1');
+    await fsp.writeFile(path.join(parent, 'var/cache/old/junk'), 'j');
+    await fsp.writeFile(path.join(parent, 'keep/same'), 's');
+    execFileSync('cp', ['-a', parent, layer]);
+    // The layer's own changes.
+    await fsp.writeFile(path.join(layer, 'etc/passwd'), 'root\nuser\n');
+    await fsp.rm(path.join(layer, 'etc/hosts'));
+    await fsp.rm(path.join(layer, 'var/cache/old'), { recursive: true });
+    await fsp.chmod(path.join(layer, 'usr/bin'), 0o700);
+    await fsp.mkdir(path.join(layer, 'new/deep'), { recursive: true });
+    await fsp.writeFile(path.join(layer, 'new/deep/a'), 'aaaa');
+    await fsp.link(path.join(layer, 'new/deep/a'), path.join(layer, 'new/b'));
+    await fsp.symlink('deep/a', path.join(layer, 'new/link'));
+    await fsp.chown(path.join(layer, 'new/deep/a'), 1000, 1000);
+  });
+
+  afterEach(async () => {
+    await fsp.rm(top, { recursive: true, force: true });
+  });
+
+  it('lists what changed, as docker diff shows it', async () => {
+    const list = await changes(layer, parent);
+    assert.deepEqual(list, [
+      { Path: '/etc', Kind: ChangeKind.Modify },
+      { Path: '/etc/hosts', Kind: ChangeKind.Delete },
+      { Path: '/etc/passwd', Kind: ChangeKind.Modify },
+      { Path: '/new', Kind: ChangeKind.Add },
+      { Path: '/new/b', Kind: ChangeKind.Add },
+      { Path: '/new/deep', Kind: ChangeKind.Add },
+      { Path: '/new/deep/a', Kind: ChangeKind.Add },
+      { Path: '/new/link', Kind: ChangeKind.Add },
+      { Path: '/usr', Kind: ChangeKind.Modify },
+      { Path: '/usr/bin', Kind: ChangeKind.Modify },
+      { Path: '/var', Kind: ChangeKind.Modify },
+      { Path: '/var/cache', Kind: ChangeKind.Modify },
+      { Path: '/var/cache/old', Kind: ChangeKind.Delete },
+    ]);
+  });
+
+  it('sizes the added and modified files, hard links once', async () => {
+    assert.equal(await changesSize(layer, await changes(layer, parent)), 'root\nuser\n'.length + 4);
+  });
+
+  it('lists every file as added when there is no parent', async () => {
+    const list = await changes(layer, '');
+    assert.ok(list.every((c) => c.Kind === ChangeKind.Add));
+    assert.ok(list.some((c) => c.Path === '/keep/same'));
+  });
+
+  it('exports a diff that, applied to the parent, rebuilds the layer', async () => {
+    const copy = path.join(top, 'copy');
+    execFileSync('cp', ['-a', parent, copy]);
+    const size = await applyTar(copy, exportChanges(layer, await changes(layer, parent)));
+    assert.ok(size > 0);
+    assert.deepEqual(await describeTree(copy), await describeTree(layer));
+  });
+
+  it('exports the whole layer when there is no parent', async () => {
+    const fresh = path.join(top, 'fresh');
+    await fsp.mkdir(fresh);
+    await applyTar(fresh, exportChanges(layer, await changes(layer, '')));
+    assert.deepEqual(await describeTree(fresh), await describeTree(layer));
+  });
+});
