@@ -4,7 +4,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { fs as kfs } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
@@ -31,18 +30,20 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
   const unpacked = new Set<string>();
   const dirTimes: DirTimes[] = [];
   let size = 0;
-  // streamx's Writable works with Node's pipeline; only its typings differ.
-  const feeding = pipeline(input, extract as unknown as NodeJS.WritableStream);
+  // Not pipeline(): on a bad entry the rest of the input is drained, not
+  // destroyed, so that an HTTP caller still gets the error as an answer.
+  input.once('error', (err) => extract.destroy(err));
+  input.pipe(extract as unknown as NodeJS.WritableStream);
   try {
     for await (const entry of extract) {
       size += entry.header.size;
       await applyEntry(root, entry.header, entry as unknown as Body, unpacked, dirTimes);
       entry.resume(); // drain whatever applyEntry did not read
     }
-    await feeding;
   } catch (err) {
-    input.destroy();
-    feeding.catch(() => undefined);
+    input.unpipe();
+    input.resume();
+    extract.destroy();
     throw err;
   }
   // Directory times last, deepest first: creating children changed them.

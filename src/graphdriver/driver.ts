@@ -1,10 +1,14 @@
 // The GraphDriver over a DeviceSet: one thin snapshot per layer, opened
 // at GraphDriver.Init with the plugin's settings plus dockerd's
 // --storage-opt (dockerd's win), closed at GraphDriver.Cleanup.
+import type { Readable } from 'node:stream';
 import { DeviceSet, storageOptions } from '../deviceset';
 import { parseSize } from '../deviceset/options';
 import { DmthinError } from '../errors';
 import type { Logger } from '../log';
+import { applyTar } from './apply';
+import { changes, changesSize, type Change } from './changes';
+import { exportChanges } from './diff';
 import type { CreateRequest, GraphCapabilities, GraphDriverApi } from './types';
 
 export interface DeviceSetDriverConfig {
@@ -71,6 +75,63 @@ export class DeviceSetDriver implements GraphDriverApi {
     const set = this.set;
     this.set = null;
     await set?.shutdown();
+  }
+
+  async applyDiff(id: string, _parent: string, tar: Readable): Promise<number> {
+    // The layer already holds its parent's files: Create made it a snapshot of the parent.
+    const set = this.deviceSet();
+    const root = await set.mountDevice(id);
+    try {
+      return await applyTar(root, tar);
+    } finally {
+      await set.unmountDevice(id);
+    }
+  }
+
+  async diff(id: string, parent: string): Promise<{ stream: Readable; release: () => Promise<void> }> {
+    const { layer, lower, release } = await this.mountPair(id, parent);
+    try {
+      return { stream: exportChanges(layer, await changes(layer, lower)), release };
+    } catch (err) {
+      await release();
+      throw err;
+    }
+  }
+
+  async changes(id: string, parent: string): Promise<Change[]> {
+    const { layer, lower, release } = await this.mountPair(id, parent);
+    try {
+      return await changes(layer, lower);
+    } finally {
+      await release();
+    }
+  }
+
+  async diffSize(id: string, parent: string): Promise<number> {
+    const { layer, lower, release } = await this.mountPair(id, parent);
+    try {
+      return await changesSize(layer, await changes(layer, lower));
+    } finally {
+      await release();
+    }
+  }
+
+  /** Mounts a layer and its parent ('' mounts nothing: lower is ''); release() unmounts both. */
+  private async mountPair(id: string, parent: string): Promise<{ layer: string; lower: string; release: () => Promise<void> }> {
+    const set = this.deviceSet();
+    const layer = await set.mountDevice(id);
+    let lower = '';
+    try {
+      if (parent !== '') lower = await set.mountDevice(parent);
+    } catch (err) {
+      await set.unmountDevice(id);
+      throw err;
+    }
+    const release = async (): Promise<void> => {
+      await set.unmountDevice(id);
+      if (parent !== '') await set.unmountDevice(parent);
+    };
+    return { layer, lower, release };
   }
 
   private async add(request: CreateRequest): Promise<void> {

@@ -1,3 +1,6 @@
+import type { Readable } from 'node:stream';
+import type { Change } from './changes';
+
 // What the HTTP layer needs from a graph driver: GraphDriver's calls, in
 // dockerd's terms. The DeviceSet-backed driver implements it; protocol
 // tests can stand in a fake.
@@ -27,4 +30,13 @@ export interface GraphDriverApi {
   status(): Promise<Array<[string, string]>>;
   getMetadata(id: string): Record<string, string>;
   cleanup(): Promise<void>;
+  /** Unpacks a layer tar onto layer `id` (made with Create on `parent`); resolves to the tar's size. */
+  applyDiff(id: string, parent: string, tar: Readable): Promise<number>;
+  /**
+   * The tar of `id`'s changes against `parent`. Errors before the stream
+   * starts reject; release() must be called once the stream is consumed.
+   */
+  diff(id: string, parent: string): Promise<{ stream: Readable; release: () => Promise<void> }>;
+  changes(id: string, parent: string): Promise<Change[]>;
+  diffSize(id: string, parent: string): Promise<number>;
 }

@@ -2,6 +2,7 @@
 // 20.10 calls them. Every answer is HTTP 200 with a JSON body, an error
 // as {"Err": "..."} (dockerd then uses the message verbatim). Requests
 // carry no Content-Type, so bodies are parsed as JSON whatever they say.
+import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { GraphDriverApi } from '../graphdriver/types';
 import type { Logger } from '../log';
@@ -18,6 +19,19 @@ export function createApp(deps: AppDeps): express.Express {
   const { graph, log } = deps;
   const app = express();
   app.disable('x-powered-by');
+
+  // ApplyDiff's body is the raw layer tar: streamed to the driver, never parsed as JSON.
+  app.post('/GraphDriver.ApplyDiff', async (req: Request, res: Response) => {
+    const id = typeof req.query['id'] === 'string' ? req.query['id'] : '';
+    const parent = typeof req.query['parent'] === 'string' ? req.query['parent'] : '';
+    const checked = { ID: id, Parent: parent };
+    if (id === '' || !validateLayer(checked)) {
+      req.resume();
+      return fail(res, `GraphDriver.ApplyDiff: ${id === '' ? 'id is required' : schemaError(validateLayer)}`);
+    }
+    return res.json({ Size: await graph.applyDiff(id, parent, req) });
+  });
+
   app.use(express.json({ type: () => true, limit: '1mb' }));
 
   app.post('/Plugin.Activate', (_req, res) => {
@@ -52,6 +66,34 @@ export function createApp(deps: AppDeps): express.Express {
   layer('Status', false, async () => ({ Status: await graph.status() }));
   layer('GetMetadata', true, (b) => ({ Metadata: graph.getMetadata(b.ID ?? '') }));
   layer('Cleanup', false, async () => (await graph.cleanup(), {}));
+  layer('Changes', true, async (b) => ({ Changes: await graph.changes(b.ID ?? '', b.Parent ?? '') }));
+  layer('DiffSize', true, async (b) => ({ Size: await graph.diffSize(b.ID ?? '', b.Parent ?? '') }));
+
+  // Diff answers with the tar itself. dockerd takes any 200 body as the tar,
+  // so an error found before streaming is a 500 with Err; one found midway
+  // can only cut the connection.
+  app.post('/GraphDriver.Diff', async (req: Request, res: Response) => {
+    const body: unknown = req.body ?? {};
+    if (!validateLayer(body) || (body.ID ?? '') === '') {
+      return res.status(500).json({ Err: `GraphDriver.Diff: ${validateLayer(body) ? 'ID is required' : schemaError(validateLayer)}` });
+    }
+    let diff: Awaited<ReturnType<GraphDriverApi['diff']>>;
+    try {
+      diff = await graph.diff(body.ID ?? '', body.Parent ?? '');
+    } catch (err) {
+      return res.status(500).json({ Err: err instanceof Error ? err.message : String(err) });
+    }
+    res.status(200).type('application/x-tar');
+    try {
+      await pipeline(diff.stream, res);
+    } catch (err) {
+      log.warn('diff stream failed', { id: body.ID, err: String(err) });
+      res.destroy();
+    } finally {
+      await diff.release();
+    }
+    return undefined;
+  });
 
   // Malformed JSON and every thrown error end here, as an Err answer.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

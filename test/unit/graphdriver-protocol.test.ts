@@ -8,6 +8,8 @@ import { createApp } from '../../src/server/app';
 import type { CreateRequest, GraphDriverApi } from '../../src/graphdriver/types';
 import { DmthinError } from '../../src/errors';
 import { createLogger } from '../../src/log';
+import { Readable } from 'node:stream';
+import { ChangeKind, type Change } from '../../src/graphdriver/changes';
 
 class FakeGraph implements GraphDriverApi {
   calls: Array<[string, unknown]> = [];
@@ -51,6 +53,26 @@ class FakeGraph implements GraphDriverApi {
   }
   async cleanup(): Promise<void> {
     this.calls.push(['cleanup', null]);
+  }
+  async applyDiff(id: string, parent: string, tar: Readable): Promise<number> {
+    let bytes = 0;
+    for await (const chunk of tar) bytes += (chunk as Buffer).length;
+    this.calls.push(['applyDiff', { id, parent, bytes }]);
+    if (id === 'bad') throw new DmthinError('EBADTAR', 'tar entry "../x" tries to leave the layer with ".."');
+    return 1234;
+  }
+  async diff(id: string, parent: string): Promise<{ stream: Readable; release: () => Promise<void> }> {
+    this.calls.push(['diff', { id, parent }]);
+    if (!this.layers.has(id)) throw new DmthinError('ENOENT', `unknown device ${id}`);
+    return { stream: Readable.from([Buffer.from('TAR-BYTES')]), release: async () => void this.calls.push(['released', id]) };
+  }
+  async changes(id: string, parent: string): Promise<Change[]> {
+    this.calls.push(['changes', { id, parent }]);
+    return [{ Path: '/etc', Kind: ChangeKind.Modify }, { Path: '/etc/x', Kind: ChangeKind.Add }];
+  }
+  async diffSize(id: string, parent: string): Promise<number> {
+    this.calls.push(['diffSize', { id, parent }]);
+    return 42;
   }
 }
 
@@ -148,6 +170,40 @@ describe('GraphDriver protocol', () => {
     const res = await request(app).post('/GraphDriver.Create').send('{"ID": "x",').unset('Content-Type');
     assert.deepEqual(res.body, { Err: 'GraphDriver.Create: malformed JSON body' });
     assert.deepEqual(graph.calls, []);
+  });
+
+  it('streams ApplyDiff\'s raw tar body to the driver and answers its size', async () => {
+    const tarBytes = Buffer.alloc(10240, 7);
+    const res = await request(app).post(`/GraphDriver.ApplyDiff?id=${ID}&parent=`).send(tarBytes).unset('Content-Type');
+    assert.deepEqual(res.body, { Size: 1234 });
+    assert.deepEqual(graph.calls, [['applyDiff', { id: ID, parent: '', bytes: 10240 }]]);
+    const bad = await request(app).post('/GraphDriver.ApplyDiff?id=bad').send(tarBytes).unset('Content-Type');
+    assert.deepEqual(bad.body, { Err: 'tar entry "../x" tries to leave the layer with ".."' });
+    const hostile = await request(app).post('/GraphDriver.ApplyDiff?id=../x').send(tarBytes).unset('Content-Type');
+    assert.match(String((hostile.body as { Err: string }).Err), /ID must match/);
+    const missing = await request(app).post('/GraphDriver.ApplyDiff').send(tarBytes).unset('Content-Type');
+    assert.match(String((missing.body as { Err: string }).Err), /id is required/);
+  });
+
+  it('answers Changes and DiffSize', async () => {
+    assert.deepEqual((await call(app, 'GraphDriver.Changes', { ID, Parent: 'p' })).body, { Changes: [{ Path: '/etc', Kind: 0 }, { Path: '/etc/x', Kind: 1 }] });
+    assert.deepEqual((await call(app, 'GraphDriver.DiffSize', { ID })).body, { Size: 42 });
+    assert.deepEqual(graph.calls, [['changes', { id: ID, parent: 'p' }], ['diffSize', { id: ID, parent: '' }]]);
+  });
+
+  it('streams Diff as the raw tar, and reports an error before streaming as a 500 with Err', async () => {
+    graph.layers.add(ID);
+    const res = await call(app, 'GraphDriver.Diff', { ID }).buffer(true).parse((r, cb) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+    assert.equal(res.status, 200);
+    assert.equal((res.body as Buffer).toString(), 'TAR-BYTES');
+    assert.deepEqual(graph.calls.at(-1), ['released', ID]);
+    const err = await call(app, 'GraphDriver.Diff', { ID: 'missing' });
+    assert.equal(err.status, 500);
+    assert.deepEqual(err.body, { Err: 'unknown device missing' });
   });
 
   it('says 404 for endpoints it does not serve, which dockerd tolerates only for Capabilities', async () => {

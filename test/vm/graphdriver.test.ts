@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
+import tar from 'tar-stream';
 import { DeviceSetDriver } from '../../src/graphdriver/driver';
 import { createApp } from '../../src/server/app';
 import { requireRoot, requireVm } from '../support/env';
@@ -12,6 +13,22 @@ import { quietLog, SMALL, tempHome } from '../support/deviceset';
 const IMAGE = '1'.repeat(64);
 const CONTAINER = '2'.repeat(64);
 const INIT = `${CONTAINER}-init`;
+
+type Entry = Partial<tar.Header> & { name: string; body?: string };
+
+/** A whole tar in memory: the small layers here need nothing more. */
+async function collect(pack: tar.Pack): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+function makeTar(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const { body, ...header } of entries) pack.entry({ mtime: new Date(1_600_000_000_000), ...header }, body ?? '');
+  pack.finalize();
+  return collect(pack);
+}
 
 interface Answer {
   Err?: string;
@@ -96,6 +113,70 @@ describe('GraphDriver on a thin pool (VM)', function () {
   it('removes layers like docker rm and rmi, unknown ids included', async () => {
     for (const id of [CONTAINER, INIT, IMAGE, '4'.repeat(64)]) assert.deepEqual(await call('Remove', { ID: id }), {});
     assert.deepEqual(await call('Exists', { ID: IMAGE }), { Exists: false });
+  });
+
+  it('applies layer tars, lists changes, sizes them, and exports a diff that rebuilds the layer', async () => {
+    const base = '5'.repeat(64);
+    const top = '6'.repeat(64);
+    const copy = '7'.repeat(64);
+    await call('Create', { ID: base });
+    const baseTar = makeTar([
+      { name: 'etc/', type: 'directory', mode: 0o755 },
+      { name: 'etc/passwd', body: 'root:x:0:0\n', mode: 0o644 },
+      { name: 'bin/', type: 'directory', mode: 0o755 },
+      { name: 'bin/busybox', body: 'BB', mode: 0o4755 },
+      { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
+      { name: 'tmp/', type: 'directory', mode: 0o1777 },
+    ]);
+    let res = await request(app).post(`/GraphDriver.ApplyDiff?id=${base}&parent=`).send(await baseTar).unset('Content-Type');
+    assert.deepEqual(res.body, { Size: 'root:x:0:0\n'.length + 2 });
+
+    await call('Create', { ID: top, Parent: base });
+    const topTar = makeTar([
+      { name: 'etc/.wh.passwd', body: '' },
+      { name: 'etc/hostname', body: 'box\n', mode: 0o644 },
+      { name: 'run/fifo', type: 'fifo', mode: 0o600 },
+      { name: 'bin/ln', type: 'link', linkname: 'bin/busybox' },
+    ]);
+    res = await request(app).post(`/GraphDriver.ApplyDiff?id=${top}&parent=${base}`).send(await topTar).unset('Content-Type');
+    assert.deepEqual(res.body, { Size: 4 });
+
+    const changes = (await call('Changes', { ID: top, Parent: base })) as { Changes?: Array<{ Path: string; Kind: number }> };
+    const byPath = Object.fromEntries((changes.Changes ?? []).map((c) => [c.Path, c.Kind]));
+    assert.equal(byPath['/etc/passwd'], 2);
+    assert.equal(byPath['/etc/hostname'], 1);
+    assert.equal(byPath['/run/fifo'], 1);
+    assert.equal(byPath['/bin/ln'], 1);
+    assert.deepEqual(await call('DiffSize', { ID: top, Parent: base }), { Size: 4 + 2 });
+
+    const diff = await request(app).post('/GraphDriver.Diff').send(`${JSON.stringify({ ID: top, Parent: base })}\n`).unset('Content-Type').buffer(true).parse((r, cb) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+    assert.equal(diff.status, 200);
+    await call('Create', { ID: copy, Parent: base });
+    res = await request(app).post(`/GraphDriver.ApplyDiff?id=${copy}&parent=${base}`).send(diff.body as Buffer).unset('Content-Type');
+    assert.equal(typeof (res.body as { Size?: number }).Size, 'number');
+    assert.deepEqual(await call('Changes', { ID: copy, Parent: base }), await call('Changes', { ID: top, Parent: base }));
+    const dir = String((await call('Get', { ID: copy })).Dir);
+    try {
+      assert.equal(await fsp.readFile(path.join(dir, 'etc/hostname'), 'utf8'), 'box\n');
+      assert.equal(existsSync(path.join(dir, 'etc/passwd')), false);
+      assert.equal((await fsp.stat(path.join(dir, 'bin/busybox'))).mode & 0o7777, 0o4755);
+    } finally {
+      await call('Put', { ID: copy });
+    }
+    for (const id of [copy, top, base]) await call('Remove', { ID: id });
+  });
+
+  it('refuses a hostile layer tar with an Err and writes nothing outside the layer', async () => {
+    const evil = '8'.repeat(64);
+    await call('Create', { ID: evil });
+    const res = await request(app).post(`/GraphDriver.ApplyDiff?id=${evil}&parent=`).send(await makeTar([{ name: '../../../../etc/dmthin-evil', body: 'x' }])).unset('Content-Type');
+    assert.match(String((res.body as { Err?: string }).Err), /tries to leave the layer/);
+    assert.equal(existsSync('/etc/dmthin-evil'), false);
+    await call('Remove', { ID: evil });
   });
 
   it('keeps layers across Cleanup and a new Init, as across a dockerd restart', async () => {
