@@ -1,43 +1,41 @@
-// The composition root. It opens the DeviceSet on the state directory
-// (by default a loop-backed thin pool in sparse files there), logs its
-// status and holds it until SIGTERM or SIGINT, then shuts it down
-// cleanly. The plugin socket comes with the GraphDriver and VolumeDriver
-// endpoints.
+// The composition root: the plugin's HTTP app on its unix socket, the
+// GraphDriver over a DeviceSet that GraphDriver.Init opens in dockerd's
+// Home (its default pool: sparse loop files under <Home>/devicemapper).
+// SIGTERM or SIGINT: stop accepting, let requests in flight finish, then
+// shut the DeviceSet down cleanly.
+import type { Server } from 'node:http';
 import { dm } from './devmapper';
-import { DeviceSet, splitOptionList, storageOptions } from './deviceset';
-import { isSystemError } from './errors';
+import { splitOptionList } from './deviceset';
+import { DeviceSetDriver } from './graphdriver/driver';
 import { createLogger, dmLevel, isLogLevel } from './log';
+import { createApp } from './server/app';
+import { listenOnSocket } from './server/listen';
 
-export const SOCKET_PATH = '/run/docker/plugins/dmthin.sock';
-const DEFAULT_ROOT = '/var/lib/dmthin';
+export const DEFAULT_SOCKET = '/run/docker/plugins/dmthin.sock';
+
+function close(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
 
 async function main(): Promise<number> {
   const level = process.env['DMTHIN_LOG_LEVEL'] ?? 'info';
   const log = createLogger(isLogLevel(level) ? level : 'info');
   dm.setLogger((lvl, message, code) => log.log(dmLevel(lvl), message, { source: 'libdevmapper', code }));
-  try {
-    await dm.version();
-  } catch (err) {
-    const reason = isSystemError(err) ? `${err.code}: ${err.detail ?? err.message}` : String(err);
-    log.error('device-mapper is not available in this kernel; load it with `modprobe dm_thin_pool`', { reason });
-    return 1;
-  }
+  const pluginOptions = splitOptionList(process.env['DMTHIN_STORAGE_OPTS'] ?? '');
+  const socket = process.env['DMTHIN_SOCKET'] ?? DEFAULT_SOCKET;
 
-  const home = process.env['DMTHIN_ROOT'] ?? DEFAULT_ROOT;
-  const options = storageOptions(splitOptionList(process.env['DMTHIN_STORAGE_OPTS'] ?? ''), []);
-  const set = await DeviceSet.open({ home, options, log });
-  log.info('device set ready', { home, status: Object.fromEntries(await set.status()) });
-  log.info('GraphDriver and VolumeDriver endpoints are not served yet; they will be on the plugin socket', { socket: SOCKET_PATH });
+  const driver = new DeviceSetDriver({ pluginOptions, log });
+  const server = await listenOnSocket(createApp({ graph: driver, log }), socket);
+  const devicemapper = dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`';
+  log.info('dmthin listening', { socket, serves: ['Plugin.Activate', 'GraphDriver.*'], devicemapper });
 
-  // Signal handlers alone do not keep Node running; this timer does, until a signal comes.
-  const keepAlive = setInterval(() => undefined, 1 << 30);
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  clearInterval(keepAlive);
   log.info('shutting down');
-  await set.shutdown();
+  await close(server);
+  await driver.cleanup();
   return 0;
 }
 

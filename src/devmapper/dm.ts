@@ -1,5 +1,6 @@
 // Device-mapper verbs, one per dmsetup command. No policy lives here: no
 // retries, no naming schemes, no checks beyond the argument types.
+import { readFileSync } from 'node:fs';
 import { binding, type DmDeviceNumber, type DmInfo, type DmListEntry, type DmLogger, type DmTarget } from '../native/binding';
 
 export type { DmDeviceNumber, DmInfo, DmListEntry, DmLogger, DmTarget };
@@ -95,4 +96,13 @@ export function setLogger(logger: DmLogger | null): void {
 /** `dmsetup -v...`: the most verbose libdevmapper level passed on, 2 (fatal) to 7 (debug). */
 export function setLogLevel(level: number): void {
   dm.setLogLevel(level);
+}
+
+/** `grep device-mapper /proc/misc`: whether the running kernel has the device-mapper driver. */
+export function driverLoaded(): boolean {
+  try {
+    return /\bdevice-mapper\b/.test(readFileSync('/proc/misc', 'utf8'));
+  } catch {
+    return false;
+  }
 }

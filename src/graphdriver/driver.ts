@@ -2,6 +2,7 @@
 // at GraphDriver.Init with the plugin's settings plus dockerd's
 // --storage-opt (dockerd's win), closed at GraphDriver.Cleanup.
 import type { Readable } from 'node:stream';
+import { dm } from '../devmapper';
 import { DeviceSet, storageOptions } from '../deviceset';
 import { parseSize } from '../deviceset/options';
 import { DmthinError } from '../errors';
@@ -24,6 +25,9 @@ export class DeviceSetDriver implements GraphDriverApi {
   constructor(private readonly config: DeviceSetDriverConfig) {}
 
   async init(home: string, opts: string[]): Promise<void> {
+    if (!dm.driverLoaded()) {
+      throw new DmthinError('ENODM', 'device-mapper is not available in this kernel: load it with `modprobe dm_thin_pool`, then restart dockerd');
+    }
     const options = storageOptions(this.config.pluginOptions, opts);
     if (this.set !== null) {
       if (home === this.home) return; // dockerd restarted without Cleanup: same home, keep going

@@ -1,5 +1,5 @@
 // Where a suite can run, and a way to skip that says why.
-import { readFileSync } from 'node:fs';
+import { dm } from '../../src/devmapper';
 import type { Context } from 'mocha';
 
 export const isRoot = process.getuid?.() === 0;
@@ -28,9 +28,5 @@ export function scratchDir(): string {
 
 /** Whether the running kernel has a device-mapper driver (a /dev/mapper/control node alone proves nothing). */
 export function kernelHasDeviceMapper(): boolean {
-  try {
-    return /\bdevice-mapper\b/.test(readFileSync('/proc/misc', 'utf8'));
-  } catch {
-    return false;
-  }
+  return dm.driverLoaded();
 }

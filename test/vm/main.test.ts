@@ -1,8 +1,9 @@
-// `npm start`: the plugin process on its embedded default, a loop-backed
-// pool under DMTHIN_ROOT, started and stopped as a user would.
+// `npm start`: the plugin process as a user runs it, driven over its
+// socket the way dockerd drives it, then stopped with SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { dm } from '../../src/devmapper';
 import { requireRoot, requireVm } from '../support/env';
@@ -10,16 +11,30 @@ import { tempHome } from '../support/deviceset';
 
 const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
 
+function post(socketPath: string, method: string, body: unknown): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: `/${method}`, method: 'POST' }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
+    });
+    req.on('error', reject);
+    req.end(`${JSON.stringify(body)}\n`);
+  });
+}
+
 describe('the dmthin process (VM)', function () {
   before(function () {
     requireVm(this);
     requireRoot(this);
   });
 
-  it('makes its pool under DMTHIN_ROOT, logs its status, and leaves nothing behind on SIGTERM', async () => {
-    const home = await tempHome('main');
+  it('serves the plugin socket, makes its pool at Init, and leaves nothing behind on SIGTERM', async () => {
+    const dir = await tempHome('main');
+    const socket = path.join(dir, 'plugins', 'dmthin.sock');
+    const home = path.join(dir, 'docker', 'dmthin');
     const child = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, DMTHIN_ROOT: home, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' },
+      env: { ...process.env, DMTHIN_SOCKET: socket, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -28,21 +43,26 @@ describe('the dmthin process (VM)', function () {
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (c: Buffer) => {
         out += c.toString();
-        if (out.includes('"device set ready"')) resolve();
+        if (out.includes('"dmthin listening"')) resolve();
       });
-      child.on('exit', (code) => reject(new Error(`exited ${String(code)} before it was ready: ${out}${err}`)));
+      child.on('exit', (code) => reject(new Error(`exited ${String(code)} before listening: ${out}${err}`)));
     });
-    const ready = out.split('\n').map((l) => JSON.parse(l || '{}') as Record<string, unknown>).find((l) => l['message'] === 'device set ready');
-    const status = ready?.['status'] as Record<string, string>;
-    assert.equal(status['Data loop file'], path.join(home, 'devicemapper', 'data'));
-    assert.equal(status['Base Device Size'], '536.9MB');
-    assert.ok(existsSync(path.join(home, 'metadata', 'base')));
+    assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver'] });
+    assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
+    assert.ok(existsSync(path.join(home, 'devicemapper', 'data')), 'the default pool lives in sparse files under Home');
+    const id = 'e'.repeat(64);
+    assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
+    const dir2 = String((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir']);
+    await fsp.writeFile(path.join(dir2, 'hello'), 'world');
+    const status = Object.fromEntries((await post(socket, 'GraphDriver.Status', {}))['Status'] as Array<[string, string]>);
     const pool = status['Pool Name'] ?? '';
     assert.equal((await dm.info(pool)).exists, true);
 
+    // SIGTERM with the layer still mounted: shutdown unmounts it and removes the pool.
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 0, err);
     assert.equal((await dm.info(pool)).exists, false, 'the pool is removed on shutdown');
+    assert.equal(existsSync(path.join(dir2, 'hello')), false, 'the layer is unmounted');
   });
 });
