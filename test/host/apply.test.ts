@@ -6,19 +6,16 @@ import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { fs as kfs } from '../../src/devmapper';
 import { applyTar } from '../../src/graphdriver/apply';
 import { requireRoot } from '../support/env';
+import { makeTar as makeTarBuffer, type TarEntry } from '../support/tar';
 
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-/** A tar stream made of the given entries. */
-function makeTar(entries: Entry[]): Readable {
-  const pack = tar.pack();
-  for (const { body, ...header } of entries) pack.entry({ mtime: new Date(1_600_000_000_000), ...header }, body ?? '');
-  pack.finalize();
-  return Readable.from(pack as unknown as AsyncIterable<Buffer>);
+/** A layer tar as the stream ApplyDiff receives. */
+function makeTar(entries: TarEntry[]): Readable {
+  return Readable.from((async function* () {
+    yield await makeTarBuffer(entries);
+  })());
 }
 
 describe('ApplyDiff tar engine (root)', function () {

@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -10,20 +9,11 @@ import { createApp } from '../../src/server/app';
 import { listenOnSocket } from '../../src/server/listen';
 import type { GraphDriverApi } from '../../src/graphdriver/types';
 import { createLogger } from '../../src/log';
+import { postUnix } from '../support/unix-http';
 
 const unused = new Proxy({}, { get: () => () => { throw new Error('not used'); } }) as GraphDriverApi;
 
-function post(socketPath: string, method: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path: `/${method}`, method: 'POST' }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const post = (socketPath: string, method: string) => postUnix(socketPath, method);
 
 function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
@@ -47,7 +37,7 @@ describe('plugin socket', () => {
       assert.equal((await fsp.stat(socketPath)).mode & 0o777, 0o660);
       const res = await post(socketPath, 'Plugin.Activate');
       assert.equal(res.status, 200);
-      assert.deepEqual(JSON.parse(res.body), { Implements: ['GraphDriver'] });
+      assert.deepEqual(res.body, { Implements: ['GraphDriver'] });
     } finally {
       await close(server);
     }

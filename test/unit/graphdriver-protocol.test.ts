@@ -8,6 +8,7 @@ import { createApp } from '../../src/server/app';
 import type { CreateRequest, GraphDriverApi } from '../../src/graphdriver/types';
 import { DmthinError } from '../../src/errors';
 import { createLogger } from '../../src/log';
+import { bufferBody } from '../support/tar';
 import { Readable } from 'node:stream';
 import { ChangeKind, type Change } from '../../src/graphdriver/changes';
 
@@ -193,11 +194,7 @@ describe('GraphDriver protocol', () => {
 
   it('streams Diff as the raw tar, and reports an error before streaming as a 500 with Err', async () => {
     graph.layers.add(ID);
-    const res = await call(app, 'GraphDriver.Diff', { ID }).buffer(true).parse((r, cb) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (c: Buffer) => chunks.push(c));
-      r.on('end', () => cb(null, Buffer.concat(chunks)));
-    });
+    const res = await call(app, 'GraphDriver.Diff', { ID }).buffer(true).parse(bufferBody);
     assert.equal(res.status, 200);
     assert.equal((res.body as Buffer).toString(), 'TAR-BYTES');
     assert.deepEqual(graph.calls.at(-1), ['released', ID]);

@@ -4,31 +4,15 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
-import tar from 'tar-stream';
 import { DeviceSetDriver } from '../../src/graphdriver/driver';
 import { createApp } from '../../src/server/app';
 import { requireRoot, requireVm } from '../support/env';
 import { quietLog, SMALL, tempHome } from '../support/deviceset';
+import { bufferBody, makeTar } from '../support/tar';
 
 const IMAGE = '1'.repeat(64);
 const CONTAINER = '2'.repeat(64);
 const INIT = `${CONTAINER}-init`;
-
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-/** A whole tar in memory: the small layers here need nothing more. */
-async function collect(pack: tar.Pack): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
-
-function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const { body, ...header } of entries) pack.entry({ mtime: new Date(1_600_000_000_000), ...header }, body ?? '');
-  pack.finalize();
-  return collect(pack);
-}
 
 interface Answer {
   Err?: string;
@@ -149,11 +133,7 @@ describe('GraphDriver on a thin pool (VM)', function () {
     assert.equal(byPath['/bin/ln'], 1);
     assert.deepEqual(await call('DiffSize', { ID: top, Parent: base }), { Size: 4 + 2 });
 
-    const diff = await request(app).post('/GraphDriver.Diff').send(`${JSON.stringify({ ID: top, Parent: base })}\n`).unset('Content-Type').buffer(true).parse((r, cb) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (c: Buffer) => chunks.push(c));
-      r.on('end', () => cb(null, Buffer.concat(chunks)));
-    });
+    const diff = await request(app).post('/GraphDriver.Diff').send(`${JSON.stringify({ ID: top, Parent: base })}\n`).unset('Content-Type').buffer(true).parse(bufferBody);
     assert.equal(diff.status, 200);
     await call('Create', { ID: copy, Parent: base });
     res = await request(app).post(`/GraphDriver.ApplyDiff?id=${copy}&parent=${base}`).send(diff.body as Buffer).unset('Content-Type');

@@ -3,24 +3,16 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { dm } from '../../src/devmapper';
 import { requireRoot, requireVm } from '../support/env';
 import { tempHome } from '../support/deviceset';
+import { postUnix } from '../support/unix-http';
 
 const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
 
-function post(socketPath: string, method: string, body: unknown): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path: `/${method}`, method: 'POST' }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
-    });
-    req.on('error', reject);
-    req.end(`${JSON.stringify(body)}\n`);
-  });
+async function post(socketPath: string, method: string, body: unknown): Promise<Record<string, unknown>> {
+  return (await postUnix(socketPath, method, body)).body;
 }
 
 describe('the dmthin process (VM)', function () {
