@@ -7,13 +7,13 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { fs as kfs } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
+import { PaxXattrTap } from './pax-xattrs';
 import { entryParts, resolveInRoot } from './paths';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 /** AUFS keeps hard link targets here; they carry nothing a layer needs. */
 const AUFS_LINK_DIR = '.wh..wh.plnk';
-const XATTR_PAX = 'SCHILY.xattr.';
 
 type Header = tar.Header;
 /** An entry's content: tar-stream's (streamx) readable, iterated chunk by chunk. */
@@ -32,12 +32,13 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
   let size = 0;
   // Not pipeline(): on a bad entry the rest of the input is drained, not
   // destroyed, so that an HTTP caller still gets the error as an answer.
+  const tap = new PaxXattrTap();
   input.once('error', (err) => extract.destroy(err));
-  input.pipe(extract as unknown as NodeJS.WritableStream);
+  input.pipe(tap).pipe(extract as unknown as NodeJS.WritableStream);
   try {
     for await (const entry of extract) {
       size += entry.header.size;
-      await applyEntry(root, entry.header, entry as unknown as Body, unpacked, dirTimes);
+      await applyEntry(root, entry.header, tap.next(), entry as unknown as Body, unpacked, dirTimes);
       entry.resume(); // drain whatever applyEntry did not read
     }
   } catch (err) {
@@ -51,11 +52,11 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
   return size;
 }
 
-async function applyEntry(root: string, h: Header, body: Body, unpacked: Set<string>, dirTimes: DirTimes[]): Promise<void> {
+async function applyEntry(root: string, h: Header, xattrs: Map<string, Buffer>, body: Body, unpacked: Set<string>, dirTimes: DirTimes[]): Promise<void> {
   const parts = entryParts(h.name);
   if (parts.length === 0) {
     // The root itself: only its metadata.
-    if (h.type === 'directory') await setMetadata(root, h, false);
+    if (h.type === 'directory') await setMetadata(root, h, xattrs, false);
     return;
   }
   if (parts[0] === AUFS_LINK_DIR) return;
@@ -114,7 +115,7 @@ async function applyEntry(root: string, h: Header, body: Body, unpacked: Set<str
       throw new DmthinError('EBADTAR', `tar entry ${h.name} has an unsupported type ${String(h.type)}`);
   }
   unpacked.add(target);
-  if (h.type !== 'link') await setMetadata(target, h, h.type === 'symlink');
+  if (h.type !== 'link') await setMetadata(target, h, xattrs, h.type === 'symlink');
 }
 
 async function writeBody(target: string, body: Body): Promise<void> {
@@ -141,15 +142,11 @@ async function makeRoom(target: string, isDir: boolean): Promise<void> {
  * Owner, then mode (chown clears setuid/setgid), then xattrs (chown also
  * drops security.capability), then times (a directory's are set at the end).
  */
-async function setMetadata(target: string, h: Header, isSymlink: boolean): Promise<void> {
+async function setMetadata(target: string, h: Header, xattrs: Map<string, Buffer>, isSymlink: boolean): Promise<void> {
   await fsp.lchown(target, h.uid, h.gid);
   if (!isSymlink) await fsp.chmod(target, h.mode & 0o7777);
-  const pax = (h.pax ?? {}) as Record<string, unknown>;
-  for (const [key, value] of Object.entries(pax)) {
-    if (!key.startsWith(XATTR_PAX) || typeof value !== 'string') continue;
-    // Go's archive/tar carries xattr values as raw bytes in a string; binary keeps each byte.
-    await kfs.lsetxattr(target, key.slice(XATTR_PAX.length), Buffer.from(value, 'binary'));
-  }
+  // Byte for byte, from the PAX tap: security.capability values are binary.
+  for (const [name, value] of xattrs) await kfs.lsetxattr(target, name, value);
   if (h.type !== 'directory') await fsp.lutimes(target, h.mtime, h.mtime);
 }
 

@@ -7,6 +7,7 @@ import tar from 'tar-stream';
 import { fs as kfs } from '../devmapper';
 import { WHITEOUT_PREFIX } from './apply';
 import { ChangeKind, type Change } from './changes';
+import { paxHeaderEntry, paxRecord } from './pax-header';
 
 type EntryHeader = Partial<tar.Header> & { name: string };
 
@@ -56,7 +57,11 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
     mtime: new Date(Number(st.mtimeMs)),
   };
   const xattrs = await readXattrs(file);
-  if (Object.keys(xattrs).length > 0) header.pax = xattrs;
+  if (xattrs.length > 0) {
+    // Pushed as raw bytes between entries: tar-stream would write binary values as UTF-8.
+    const records = Buffer.concat(xattrs.map(([n, v]) => paxRecord(`SCHILY.xattr.${n}`, v)));
+    (pack as unknown as { push(chunk: Buffer): boolean }).push(paxHeaderEntry(records));
+  }
   if (st.isDirectory()) return entry(pack, { ...header, type: 'directory' });
   if (st.isSymbolicLink()) return entry(pack, { ...header, type: 'symlink', linkname: await fsp.readlink(file) });
   if (st.isFIFO()) return entry(pack, { ...header, type: 'fifo' });
@@ -74,13 +79,13 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
   return entry(pack, { ...header, type: 'file', size: Number(st.size) }, createReadStream(file));
 }
 
-async function readXattrs(file: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
+async function readXattrs(file: string): Promise<Array<[string, Buffer]>> {
+  const out: Array<[string, Buffer]> = [];
   const names = await kfs.llistxattr(file).catch(() => [] as string[]);
-  for (const n of names) {
+  for (const n of names.sort()) {
     // Only the namespaces an image carries; trusted.* and system.* stay with the host.
     if (!n.startsWith('user.') && n !== 'security.capability') continue;
-    out[`SCHILY.xattr.${n}`] = (await kfs.lgetxattr(file, n)).toString('binary');
+    out.push([n, await kfs.lgetxattr(file, n)]);
   }
   return out;
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fs as kfs } from '../../src/devmapper';
 import { applyTar } from '../../src/graphdriver/apply';
+import { paxHeaderEntry, paxRecord } from '../../src/graphdriver/pax-header';
 import { requireRoot } from '../support/env';
 import { makeTar as makeTarBuffer, type TarEntry } from '../support/tar';
 
@@ -70,6 +71,19 @@ describe('ApplyDiff tar engine (root)', function () {
     assert.equal((await fsp.stat(path.join(root, 'dev/null'))).rdev, 0x103);
     assert.equal((await fsp.stat(path.join(root, 'etc'))).mtimeMs, mtime.getTime(), 'directory times are set after their children');
     assert.equal((await fsp.lstat(path.join(root, 'etc/passwd'))).mtimeMs, 1_600_000_000_000);
+  });
+
+  it('keeps a binary security.capability value byte for byte, from a PAX record', async () => {
+    // cap_net_raw+ep as Go's archive/tar writes it: raw bytes in the record.
+    const capability = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+    const rest = await makeTarBuffer([
+      { name: 'bin/ping', body: 'ELF', mode: 0o755 },
+      { name: 'bin/other', body: 'x', mode: 0o755 },
+    ]);
+    const fixed = Buffer.concat([paxHeaderEntry(paxRecord('SCHILY.xattr.security.capability', capability)), rest]);
+    await applyTar(root, Readable.from([fixed]));
+    assert.deepEqual(await kfs.lgetxattr(path.join(root, 'bin/ping'), 'security.capability'), capability);
+    await assert.rejects(kfs.lgetxattr(path.join(root, 'bin/other'), 'security.capability'), { code: 'ENODATA' }, 'the record belongs to one entry only');
   });
 
   it('applies AUFS whiteouts: a file, a directory, and an opaque directory that keeps what this layer adds', async () => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { applyTar } from '../../src/graphdriver/apply';
 import { ChangeKind, changes, changesSize } from '../../src/graphdriver/changes';
 import { exportChanges } from '../../src/graphdriver/diff';
+import { fs as kfs } from '../../src/devmapper';
 import { requireRoot } from '../support/env';
 
 /** Every path under dir with type, mode, owner, link target and content, for comparing trees. */
@@ -98,6 +99,16 @@ describe('layer changes and diffs (root)', function () {
     const size = await applyTar(copy, exportChanges(layer, await changes(layer, parent)));
     assert.ok(size > 0);
     assert.deepEqual(await describeTree(copy), await describeTree(layer));
+  });
+
+  it('carries a binary file capability through Diff and ApplyDiff unchanged', async () => {
+    const capability = Buffer.from('0100000200200000000000000000000000000000ff', 'hex').subarray(0, 20);
+    await fsp.writeFile(path.join(layer, 'new/ping'), 'ELF');
+    await kfs.lsetxattr(path.join(layer, 'new/ping'), 'security.capability', capability);
+    const copy = path.join(top, 'copy');
+    execFileSync('cp', ['-a', parent, copy]);
+    await applyTar(copy, exportChanges(layer, await changes(layer, parent)));
+    assert.deepEqual(await kfs.lgetxattr(path.join(copy, 'new/ping'), 'security.capability'), capability);
   });
 
   it('exports the whole layer when there is no parent', async () => {
