@@ -5,7 +5,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm } from '../src/devmapper';
 import type { DeviceSet } from '../src/deviceset';
-import { openSet, tempHome } from '../test/support/deviceset';
+import { mountLayer, openSet, tempHome } from '../test/support/deviceset';
 import { run } from '../test/support/exec';
 import { median, table, timed } from './timing';
 
@@ -22,7 +22,7 @@ function empty(): Timings {
 
 async function setRound(set: DeviceSet, id: string, t: Timings): Promise<void> {
   await timed(t.add, () => set.addDevice(id, ''));
-  await timed(t.mount, () => set.mountDevice(id));
+  await timed(t.mount, () => mountLayer(set, id));
   await timed(t.unmount, () => set.unmountDevice(id));
   await timed(t.delete, () => set.deleteDevice(id));
 }

@@ -6,6 +6,7 @@ import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { blockdev, dm, fs as kfs, thin } from '../devmapper';
+import { SECTOR_SIZE } from '../devmapper/thin';
 import { DmthinError, isErrno } from '../errors';
 import type { Logger } from '../log';
 import { defaultFilesystem, filesystemUuid, growFilesystem, makeFilesystem, mountArguments, probeFilesystem, type FsType } from './filesystem';
@@ -14,10 +15,13 @@ import { IdAllocator } from './ids';
 import { KeyedMutex, Mutex } from './lock';
 import { BASE_HASH, checkHash, MetadataStore, type DeviceRecord, type SetRecord } from './metadata';
 import type { DeviceSetOptions } from './options';
-import { listThinIds, poolBlockSize, setupPool, type Pool } from './pool';
+import { listThinIds, mappedBytesByThinId, poolBlockSize, setupPool, type Pool } from './pool';
 import { statusRows, type StatusRow } from './status';
 
 const EBUSY_RETRIES = 50;
+/** Smallest thin device createDevice makes; mkfs.xfs refuses less than 300 MiB. */
+const MIN_DEVICE_SIZE = 1024 * 1024;
+const MIN_XFS_SIZE = 300 * 1024 * 1024;
 const EBUSY_RETRY_MS = 100;
 const DEFERRED_DELETION_INTERVAL_MS = 30_000;
 /** Kernels before dm 4.27 cannot remove a device deferred. */
@@ -34,6 +38,37 @@ export interface AddDeviceOptions {
   size?: number;
 }
 
+export interface CreateDeviceOptions {
+  /** bytes */
+  size: number;
+  /** default: the base device's filesystem */
+  fs?: FsType;
+  mkfsArgs?: readonly string[];
+}
+
+export interface DeleteDeviceOptions {
+  /** discard every block first, whatever dm.blkdiscard says (volumes: their data must not linger) */
+  discard?: boolean;
+  /** wait for a busy device instead of deferring its deletion */
+  syncDelete?: boolean;
+}
+
+export interface MountOptions {
+  /** where to mount it; default <home>/mnt/<hash> */
+  target?: string;
+  mountLabel?: string;
+}
+
+/** What a device holds, for volume Status. */
+export interface DeviceUsage {
+  deviceId: number;
+  /** bytes */
+  size: number;
+  filesystem: FsType;
+  /** bytes of pool data behind the device */
+  mappedBytes: number;
+}
+
 /** A device whose metadata and pool disagree; refused until an operator looks. */
 export interface FaultyDevice {
   hash: string;
@@ -43,7 +78,8 @@ export interface FaultyDevice {
 export class DeviceSet {
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly faulty = new Map<string, string>();
-  private readonly mounts = new Map<string, number>();
+  /** mounted devices: where, and how many users */
+  private readonly mounts = new Map<string, { target: string; users: number }>();
   private readonly poolLock = new Mutex();
   private readonly deviceLocks = new KeyedMutex();
   private ids = new IdAllocator([]);
@@ -138,13 +174,21 @@ export class DeviceSet {
     }
   }
 
-  /** Mounts left under <home>/mnt by a process that died. */
+  /**
+   * Mounts of this set's devices left by a process that died, wherever they
+   * are (layers under a Home, volumes under their mount root): found by
+   * device number in mountinfo, deepest first.
+   */
   private async unmountStale(): Promise<void> {
-    const mnt = path.join(this.home, 'mnt') + '/';
+    const ours = new Set<string>();
+    for (const d of await dm.list()) {
+      if (d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name) ours.add(`${d.major}:${d.minor}`);
+    }
     const mountpoints = readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
-      .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''))
-      .filter((p) => p.startsWith(mnt))
+      .map((line) => line.split(' '))
+      .filter((fields) => ours.has(fields[2] ?? ''))
+      .map((fields) => unescapeMountPath(fields[4] ?? ''))
       .sort((a, b) => b.length - a.length);
     for (const target of mountpoints) {
       this.log.info('unmounting a stale mount', { target });
@@ -209,7 +253,7 @@ export class DeviceSet {
     const base = this.devices.get(BASE_HASH);
     if (base !== undefined && (!base.initialized || base.deleted)) {
       this.log.warn('recreating a base device that was never finished');
-      await this.poolLock.run(() => this.deleteLocked(base, true));
+      await this.poolLock.run(() => this.deleteLocked(base, true, this.options.blkDiscard));
     }
     if (!this.devices.has(BASE_HASH)) {
       if (this.faulty.has('base') || this.faulty.has(BASE_HASH)) throw new DmthinError('EFAULTY', 'the base device is faulty; see the logs');
@@ -221,7 +265,7 @@ export class DeviceSet {
 
   private async createBaseDevice(): Promise<void> {
     this.fsType = this.options.fs ?? (await defaultFilesystem());
-    const record: DeviceRecord = { hash: BASE_HASH, deviceId: 0, size: this.options.baseSize, transactionId: 0, initialized: false, deleted: false };
+    const record: DeviceRecord = { hash: BASE_HASH, deviceId: 0, size: this.options.baseSize, transactionId: 0, initialized: false, deleted: false, filesystem: null };
     await this.inTransaction(record, async () => {
       await this.createThinWithFreeId(record, (id) => thin.createThin(this.pool.name, id));
       await this.store.saveDevice(record);
@@ -297,16 +341,14 @@ export class DeviceSet {
     this.checkOpen();
     // The parent's lock keeps it from being activated or mounted while it is snapshotted.
     await this.deviceLocks.run(parent, () => this.poolLock.run(async () => {
-      if (this.devices.has(hash) || this.faulty.has(hash)) {
-        throw new DmthinError('EEXIST', `device ${hash} already exists${this.faulty.has(hash) ? ' (faulty)' : ''}`);
-      }
+      this.checkFree(hash);
       const origin = this.usable(parent);
       const size = options.size ?? origin.size;
       if (!Number.isSafeInteger(size) || size < origin.size) {
         throw new DmthinError('ESIZE', `size of ${hash} cannot be smaller than its parent's ${origin.size} bytes`);
       }
       await this.checkFreeSpace();
-      const record: DeviceRecord = { hash, deviceId: 0, size, transactionId: 0, initialized: true, deleted: false };
+      const record: DeviceRecord = { hash, deviceId: 0, size, transactionId: 0, initialized: true, deleted: false, filesystem: origin.filesystem };
       await this.inTransaction(record, async () => {
         await this.createThinWithFreeId(record, (id) => this.snapshot(origin, id));
         await this.store.saveDevice(record);
@@ -316,8 +358,47 @@ export class DeviceSet {
     }));
   }
 
+  /**
+   * Creates device `hash` as a new, empty thin device with a filesystem of
+   * its own (thin volumes). Its root directory is empty: no lost+found.
+   */
+  async createDevice(hash: string, options: CreateDeviceOptions): Promise<void> {
+    checkHash(hash);
+    if (hash === BASE_HASH) throw new DmthinError('EINVALIDID', 'a device id must not be empty');
+    this.checkOpen();
+    const { size } = options;
+    if (!Number.isSafeInteger(size) || size < MIN_DEVICE_SIZE || size % 512 !== 0) {
+      throw new DmthinError('ESIZE', `size of ${hash} must be a whole number of 512-byte sectors, at least ${MIN_DEVICE_SIZE} bytes, got ${size}`);
+    }
+    const filesystem = options.fs ?? this.fsType;
+    if (filesystem === 'xfs' && size < MIN_XFS_SIZE) {
+      throw new DmthinError('ESIZE', `xfs needs at least 300M, and ${hash} would have ${size} bytes; ask for more, or for ext4`);
+    }
+    await this.poolLock.run(async () => {
+      this.checkFree(hash);
+      await this.checkFreeSpace();
+      const record: DeviceRecord = { hash, deviceId: 0, size, transactionId: 0, initialized: false, deleted: false, filesystem };
+      await this.inTransaction(record, async () => {
+        await this.createThinWithFreeId(record, (id) => thin.createThin(this.pool.name, id));
+        await this.store.saveDevice(record);
+        failpoint('create:record-saved');
+        const name = this.deviceName(hash);
+        await this.activate(record);
+        try {
+          await makeFilesystem(dm.devicePath(name), filesystem, options.mkfsArgs ?? []);
+          failpoint('create:formatted');
+          if (filesystem === 'ext4') await this.withTemporaryMount(record, (dir) => fsp.rmdir(path.join(dir, 'lost+found')));
+        } finally {
+          await this.deactivate(name, false);
+        }
+        record.initialized = true;
+        await this.store.saveDevice(record);
+      });
+    });
+  }
+
   /** Deletes device `hash`; an unknown one is not an error. */
-  async deleteDevice(hash: string, syncDelete = false): Promise<void> {
+  async deleteDevice(hash: string, options: DeleteDeviceOptions = {}): Promise<void> {
     checkHash(hash);
     if (hash === BASE_HASH) throw new DmthinError('EINVALIDID', 'the base device cannot be deleted');
     this.checkOpen();
@@ -325,35 +406,38 @@ export class DeviceSet {
       this.poolLock.run(async () => {
         const record = this.devices.get(hash);
         if (record === undefined) return;
-        if ((this.mounts.get(hash) ?? 0) > 0) throw new DmthinError('EBUSY', `device ${hash} is mounted`);
-        await this.deleteLocked(record, syncDelete);
+        if (this.mounts.has(hash)) throw new DmthinError('EBUSY', `device ${hash} is mounted`);
+        await this.deleteLocked(record, options.syncDelete ?? false, options.discard ?? this.options.blkDiscard);
       }),
     );
   }
 
-  /** Mounts device `hash` (counting users) and returns the path to hand out: the rootfs directory in it. */
-  async mountDevice(hash: string, mountLabel = ''): Promise<string> {
+  /**
+   * Mounts device `hash` at `target` (default <home>/mnt/<hash>), counting
+   * users, and returns the directory. A device is mounted in one place at a time.
+   */
+  async mountDevice(hash: string, options: MountOptions = {}): Promise<string> {
     checkHash(hash);
     this.checkOpen();
+    const target = options.target ?? this.mountPath(hash);
     return this.deviceLocks.run(hash, async () => {
       const record = this.usable(hash);
-      const dir = this.mountPath(hash);
-      const users = this.mounts.get(hash) ?? 0;
-      if (users > 0) {
-        this.mounts.set(hash, users + 1);
-        return path.join(dir, 'rootfs');
+      const mounted = this.mounts.get(hash);
+      if (mounted !== undefined) {
+        if (mounted.target !== target) throw new DmthinError('EBUSY', `device ${hash || 'base'} is mounted at ${mounted.target}, not ${target}`);
+        mounted.users++;
+        return target;
       }
       await this.activate(record);
       try {
-        await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
-        await this.mountAt(record, dir, mountLabel);
+        await fsp.mkdir(target, { recursive: true, mode: 0o755 });
+        await this.mountAt(record, target, options.mountLabel ?? '');
       } catch (err) {
         await this.deactivate(this.deviceName(hash), this.deferredRemoval).catch(() => undefined);
         throw err;
       }
-      await fsp.mkdir(path.join(dir, 'rootfs'), { recursive: true, mode: 0o755 });
-      this.mounts.set(hash, 1);
-      return path.join(dir, 'rootfs');
+      this.mounts.set(hash, { target, users: 1 });
+      return target;
     });
   }
 
@@ -361,19 +445,35 @@ export class DeviceSet {
   async unmountDevice(hash: string): Promise<void> {
     checkHash(hash);
     await this.deviceLocks.run(hash, async () => {
-      const users = this.mounts.get(hash) ?? 0;
-      if (users === 0) return;
-      if (users > 1) {
-        this.mounts.set(hash, users - 1);
+      const mounted = this.mounts.get(hash);
+      if (mounted === undefined) return;
+      if (mounted.users > 1) {
+        mounted.users--;
         return;
       }
-      const dir = this.mountPath(hash);
-      await kfs.umount2(dir, kfs.constants.MNT_DETACH);
+      await kfs.umount2(mounted.target, kfs.constants.MNT_DETACH);
       this.mounts.delete(hash);
       // Removing the directory also drops copies of the mount that leaked into other namespaces.
-      await fsp.rmdir(dir).catch(() => undefined);
+      await fsp.rmdir(mounted.target).catch(() => undefined);
       await this.deactivate(this.deviceName(hash), this.deferredRemoval);
     });
+  }
+
+  /**
+   * Size, filesystem and pool space of device `hash`: live from the thin
+   * target when the device is active, else from a metadata snapshot.
+   */
+  async deviceUsage(hash: string): Promise<DeviceUsage> {
+    checkHash(hash);
+    const record = this.usable(hash);
+    const filesystem = this.filesystemOf(record);
+    const name = this.deviceName(hash);
+    if ((await dm.info(name)).exists) {
+      const status = await thin.thinStatus(name);
+      return { deviceId: record.deviceId, size: record.size, filesystem, mappedBytes: status.mappedSectors * SECTOR_SIZE };
+    }
+    const mapped = await this.poolLock.run(() => mappedBytesByThinId(this.pool));
+    return { deviceId: record.deviceId, size: record.size, filesystem, mappedBytes: mapped.get(record.deviceId) ?? 0 };
   }
 
   /** Whether metadata knows the device (faulty ones included: they exist, they are just refused). */
@@ -387,7 +487,12 @@ export class DeviceSet {
   }
 
   isMounted(hash: string): boolean {
-    return (this.mounts.get(hash) ?? 0) > 0;
+    return this.mounts.has(hash);
+  }
+
+  /** The hashes of every mounted device. */
+  mountedDevices(): string[] {
+    return [...this.mounts.keys()];
   }
 
   faultyDevices(): FaultyDevice[] {
@@ -434,9 +539,9 @@ export class DeviceSet {
     if (this.deletionTimer !== undefined) clearInterval(this.deletionTimer);
     await this.poolLock.run(async () => {
       await this.saveSetRecord();
-      for (const hash of this.mounts.keys()) {
-        await kfs.umount2(this.mountPath(hash), kfs.constants.MNT_DETACH).catch(() => undefined);
-        await fsp.rmdir(this.mountPath(hash)).catch(() => undefined);
+      for (const { target } of this.mounts.values()) {
+        await kfs.umount2(target, kfs.constants.MNT_DETACH).catch(() => undefined);
+        await fsp.rmdir(target).catch(() => undefined);
       }
       this.mounts.clear();
       await this.deactivateAll();
@@ -525,7 +630,7 @@ export class DeviceSet {
     try {
       await this.withTemporaryMount(record, async (dir) => {
         failpoint('add:grow-mounted');
-        await growFilesystem(dm.devicePath(this.deviceName(record.hash)), dir, this.fsType);
+        await growFilesystem(dm.devicePath(this.deviceName(record.hash)), dir, this.filesystemOf(record));
         failpoint('add:grown');
       });
     } finally {
@@ -533,7 +638,7 @@ export class DeviceSet {
     }
   }
 
-  private async deleteLocked(record: DeviceRecord, syncDelete: boolean): Promise<void> {
+  private async deleteLocked(record: DeviceRecord, syncDelete: boolean, discard: boolean): Promise<void> {
     const name = this.deviceName(record.hash);
     // The transaction opens before the discard: a restart after a crash at
     // any later step finishes the deletion instead of serving a device
@@ -541,7 +646,7 @@ export class DeviceSet {
     const next = this.transactionId + 1;
     await this.store.saveTransaction({ openTransactionId: next, deviceHash: record.hash, deviceId: record.deviceId });
     failpoint('delete:transaction-opened');
-    if (this.options.blkDiscard) await this.discard(record);
+    if (discard) await this.discard(record);
     failpoint('delete:discarded');
     const deferred = this.deferredRemoval && this.deferredDeletion && !syncDelete;
     try {
@@ -589,7 +694,7 @@ export class DeviceSet {
   async retryDeferredDeletions(): Promise<void> {
     for (const record of [...this.devices.values()].filter((d) => d.deleted)) {
       await this.deviceLocks
-        .run(record.hash, () => this.poolLock.run(() => this.deleteLocked(record, true)))
+        .run(record.hash, () => this.poolLock.run(() => this.deleteLocked(record, true, this.options.blkDiscard)))
         .catch((err: unknown) => this.log.debug('deferred deletion still blocked', { hash: record.hash, err: String(err) }));
     }
   }
@@ -635,9 +740,10 @@ export class DeviceSet {
 
   private async mountAt(record: DeviceRecord, dir: string, mountLabel: string): Promise<void> {
     const device = dm.devicePath(this.deviceName(record.hash));
-    const { flags, data } = mountArguments(this.fsType, this.options.mountOptions, mountLabel);
-    await kfs.mount(device, dir, this.fsType, flags, data);
-    if (this.fsType === 'xfs' && this.options.xfsNospaceMaxRetries !== null) {
+    const filesystem = this.filesystemOf(record);
+    const { flags, data } = mountArguments(filesystem, this.options.mountOptions, mountLabel);
+    await kfs.mount(device, dir, filesystem, flags, data);
+    if (filesystem === 'xfs' && this.options.xfsNospaceMaxRetries !== null) {
       const minor = (await dm.info(this.deviceName(record.hash))).minor ?? -1;
       const knob = `/sys/fs/xfs/dm-${minor}/error/metadata/ENOSPC/max_retries`;
       try {
@@ -682,6 +788,17 @@ export class DeviceSet {
     if (freeMeta < minMeta) {
       throw new DmthinError('ENOSPC', `thin pool ${this.pool.name} has ${freeMeta} free metadata blocks, less than the ${minMeta} that dm.min_free_space=${pct}% requires`);
     }
+  }
+
+  /** Refuses a hash that is taken, faulty ones included. */
+  private checkFree(hash: string): void {
+    if (this.devices.has(hash) || this.faulty.has(hash)) {
+      throw new DmthinError('EEXIST', `device ${hash} already exists${this.faulty.has(hash) ? ' (faulty)' : ''}`);
+    }
+  }
+
+  private filesystemOf(record: DeviceRecord): FsType {
+    return record.filesystem ?? this.fsType;
   }
 
   private usable(hash: string): DeviceRecord {

@@ -8,7 +8,8 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DmthinError } from '../errors';
 import { MAX_THIN_ID } from '../devmapper/thin';
-import { readJsonFile, removeFileDurably, writeFileAtomic } from './atomic';
+import { readJsonFile, removeFileDurably, writeFileAtomic } from '../atomic-file';
+import type { FsType } from './filesystem';
 
 export const BASE_HASH = '';
 const BASE_FILE = 'base';
@@ -25,6 +26,8 @@ export interface DeviceRecord {
   initialized: boolean;
   /** marked for deferred deletion: the pool still has it */
   deleted: boolean;
+  /** a device made with its own filesystem (a thin volume); null: the base device's */
+  filesystem: FsType | null;
 }
 
 export interface SetRecord {
@@ -73,6 +76,8 @@ export class MetadataStore {
       transaction_id: record.transactionId,
       initialized: record.initialized,
       deleted: record.deleted,
+      // dmthin's own field; absent for layers, so their files read as the in-tree driver's.
+      ...(record.filesystem === null ? {} : { filesystem: record.filesystem }),
     };
     await writeFileAtomic(this.deviceFile(record.hash), JSON.stringify(json));
   }
@@ -173,5 +178,6 @@ function parseDevice(hash: string, json: unknown): DeviceRecord {
     transactionId: typeof o['transaction_id'] === 'number' ? o['transaction_id'] : 0,
     initialized: o['initialized'] === true,
     deleted: o['deleted'] === true,
+    filesystem: o['filesystem'] === 'ext4' || o['filesystem'] === 'xfs' ? o['filesystem'] : null,
   };
 }

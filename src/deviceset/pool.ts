@@ -164,11 +164,25 @@ export async function poolBlockSize(pool: Pool): Promise<number> {
  * (the live metadata cannot be read while the pool is active).
  */
 export async function listThinIds(pool: Pool): Promise<Set<number>> {
+  return new Set((await thinLs(pool, ['DEV'])).map(([id]) => id ?? 0));
+}
+
+/** Bytes of pool data mapped by each thin id, from a metadata snapshot. */
+export async function mappedBytesByThinId(pool: Pool): Promise<Map<number, number>> {
+  return new Map((await thinLs(pool, ['DEV', 'MAPPED_BYTES'])).map(([id, bytes]) => [id ?? 0, bytes ?? 0]));
+}
+
+/** `thin_ls --metadata-snap -o FIELDS`: one row of numbers per thin device. Call with the pool lock held. */
+async function thinLs(pool: Pool, fields: readonly string[]): Promise<number[][]> {
   if (pool.metadataDevice === '') throw new DmthinError('ENOPOOL', `cannot find the metadata device of pool ${pool.name}`);
   await thin.reserveMetadataSnap(pool.name);
   try {
-    const out = await runTool('thin_ls', ['--metadata-snap', '--no-headers', '-o', 'DEV', pool.metadataDevice]);
-    return new Set(out.split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l)).map(Number));
+    const out = await runTool('thin_ls', ['--metadata-snap', '--no-headers', '-o', fields.join(','), pool.metadataDevice]);
+    return out
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter((words) => words.length === fields.length && words.every((w) => /^\d+$/.test(w)))
+      .map((words) => words.map(Number));
   } finally {
     await thin.releaseMetadataSnap(pool.name);
   }

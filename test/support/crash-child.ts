@@ -7,11 +7,11 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { DeviceSet } from '../../src/deviceset';
-import { openSet } from './deviceset';
+import { mountLayer, openSet } from './deviceset';
 
 async function addWithData(set: DeviceSet, id: string, parent: string, size?: number): Promise<void> {
   await set.addDevice(id, parent, size === undefined ? {} : { size });
-  const rootfs = await set.mountDevice(id);
+  const rootfs = await mountLayer(set, id);
   await fsp.writeFile(path.join(rootfs, `${id}.txt`), id);
   await set.unmountDevice(id);
   process.stdout.write(`created ${id}\n`);
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const set = await openSet(home);
   process.stdout.write('open\n');
   if (op === 'add') {
-    if (process.argv.includes('--mount-parent')) await set.mountDevice(parent);
+    if (process.argv.includes('--mount-parent')) await mountLayer(set, parent);
     await addWithData(set, id, parent, size === undefined || size.startsWith('--') ? undefined : Number(size));
   } else if (op === 'delete') {
     await set.deleteDevice(id);

@@ -18,6 +18,11 @@ export function openSet(home: string, options: string[] = []): Promise<DeviceSet
   return DeviceSet.open({ home, options: parseOptions([...SMALL, ...options]), log: quietLog });
 }
 
+/** Mounts a layer at the set's default place and returns its rootfs/, as the GraphDriver hands it out. */
+export async function mountLayer(set: DeviceSet, id: string): Promise<string> {
+  return path.join(await set.mountDevice(id), 'rootfs');
+}
+
 /** Reads a file inside a mounted layer. */
 export function readIn(rootfs: string, file: string): Promise<string> {
   return fsp.readFile(path.join(rootfs, file), 'utf8');

@@ -70,13 +70,15 @@ describe('DeviceSet building blocks', () => {
 
     it('writes the in-tree driver\'s JSON and reads it back', async () => {
       const store = new MetadataStore(dir);
-      await store.saveDevice({ hash: 'abc', deviceId: 7, size: 1024, transactionId: 3, initialized: true, deleted: false });
-      await store.saveDevice({ hash: '', deviceId: 1, size: 1024, transactionId: 1, initialized: true, deleted: false });
+      await store.saveDevice({ hash: 'abc', deviceId: 7, size: 1024, transactionId: 3, initialized: true, deleted: false, filesystem: null });
+      await store.saveDevice({ hash: '', deviceId: 1, size: 1024, transactionId: 1, initialized: true, deleted: false, filesystem: null });
+      await store.saveDevice({ hash: 'vol-x', deviceId: 2, size: 2048, transactionId: 4, initialized: true, deleted: false, filesystem: 'ext4' });
       assert.deepEqual(JSON.parse(await fsp.readFile(path.join(dir, 'abc'), 'utf8')), { device_id: 7, size: 1024, transaction_id: 3, initialized: true, deleted: false });
       const { devices, unreadable } = await store.loadDevices();
-      assert.deepEqual(devices.map((d) => d.hash).sort(), ['', 'abc']);
+      assert.deepEqual(devices.map((d) => d.hash).sort(), ['', 'abc', 'vol-x']);
+      assert.deepEqual(devices.map((d) => d.filesystem).sort(), ['ext4', null, null], 'a device\'s own filesystem is kept; layers have none');
       assert.deepEqual(unreadable, []);
-      assert.deepEqual((await fsp.readdir(dir)).sort(), ['abc', 'base'], 'no temp files left');
+      assert.deepEqual((await fsp.readdir(dir)).sort(), ['abc', 'base', 'vol-x'], 'no temp files left');
     });
 
     it('reports unreadable files instead of dropping them, and clears leftover temp files', async () => {

@@ -12,7 +12,7 @@ import { dm } from '../../src/devmapper';
 import type { DeviceSet } from '../../src/deviceset';
 import { listThinIds } from '../../src/deviceset/pool';
 import { requireRoot, requireVm } from '../support/env';
-import { openSet, tempHome } from '../support/deviceset';
+import { mountLayer, openSet, tempHome } from '../support/deviceset';
 import { run } from '../support/exec';
 
 const CHILD = path.join(__dirname, '..', 'support', 'crash-child.js');
@@ -75,7 +75,7 @@ describe('crash safety (VM)', function () {
     const set = await openSet(home);
     for (const [id, parent] of [['keep-1', ''], ['keep-2', 'keep-1']] as const) {
       await set.addDevice(id, parent);
-      const rootfs = await set.mountDevice(id);
+      const rootfs = await mountLayer(set, id);
       await fsp.writeFile(path.join(rootfs, `${id}.txt`), id);
       await set.unmountDevice(id);
       expected.set(id, `${id}.txt`);
@@ -97,7 +97,7 @@ describe('crash safety (VM)', function () {
       assert.equal(existsSync(path.join(home, 'metadata', 'transaction-metadata')), false, 'no transaction left open');
       for (const [id, file] of expected) {
         assert.ok(set.hasDevice(id), `${id} was reported created and must still exist`);
-        const rootfs = await set.mountDevice(id);
+        const rootfs = await mountLayer(set, id);
         try {
           assert.equal(await fsp.readFile(path.join(rootfs, file), 'utf8'), id, `${id} keeps its data`);
         } finally {

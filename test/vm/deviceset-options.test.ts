@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm, fs as kfs, loop, thin } from '../../src/devmapper';
 import { requireRoot, requireVm } from '../support/env';
-import { openSet, tempHome } from '../support/deviceset';
+import { mountLayer, openSet, tempHome } from '../support/deviceset';
 import { run } from '../support/exec';
 
 const MiB = 1024 * 1024;
@@ -40,7 +40,7 @@ describe('DeviceSet options (VM)', function () {
       assert.equal(rows['Pool Blocksize'], '131.1kB');
       assert.equal(rows['Backing Filesystem'], 'ext4');
       await set.addDevice('l', '');
-      const rootfs = await set.mountDevice('l');
+      const rootfs = await mountLayer(set, 'l');
       try {
         assert.equal((await kfs.statfs(rootfs)).flags & ST_NOATIME, ST_NOATIME);
         const label = await run('blkid', ['-p', '-s', 'LABEL', '-o', 'value', dm.devicePath(set.deviceName('l'))]);
@@ -58,7 +58,7 @@ describe('DeviceSet options (VM)', function () {
     const set = await openSet(home, ['dm.xfs_nospace_max_retries=3', 'dm.fs=xfs']);
     try {
       await set.addDevice('x', '');
-      await set.mountDevice('x');
+      await mountLayer(set, 'x');
       try {
         const minor = (await dm.info(set.deviceName('x'))).minor ?? -1;
         assert.equal((await fsp.readFile(`/sys/fs/xfs/dm-${minor}/error/metadata/ENOSPC/max_retries`, 'utf8')).trim(), '3');
@@ -105,7 +105,7 @@ describe('DeviceSet options (VM)', function () {
     const set = await openSet(home);
     try {
       await set.addDevice('leaky', '');
-      const rootfs = await set.mountDevice('leaky');
+      const rootfs = await mountLayer(set, 'leaky');
       // A copy of the mount that escaped, as into a container's mount namespace.
       const leak = path.join(home, 'leak');
       await fsp.mkdir(leak);

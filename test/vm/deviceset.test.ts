@@ -8,7 +8,7 @@ import { dm, fs as kfs, thin } from '../../src/devmapper';
 import type { DeviceSet } from '../../src/deviceset';
 import { listThinIds } from '../../src/deviceset/pool';
 import { requireRoot, requireVm } from '../support/env';
-import { openSet, readIn, tempHome } from '../support/deviceset';
+import { mountLayer, openSet, readIn, tempHome } from '../support/deviceset';
 import { run } from '../support/exec';
 
 const MiB = 1024 * 1024;
@@ -79,7 +79,7 @@ describe('DeviceSet (VM)', function () {
 
     it('adds a layer, mounts it at <home>/mnt/<id>/rootfs without lost+found, and keeps its files', async () => {
       await set.addDevice('layer1', '');
-      const rootfs = await set.mountDevice('layer1');
+      const rootfs = await mountLayer(set, 'layer1');
       assert.equal(rootfs, path.join(home, 'mnt', 'layer1', 'rootfs'));
       assert.deepEqual(await fsp.readdir(rootfs), []);
       assert.equal((await kfs.statfs(rootfs)).type, XFS_MAGIC);
@@ -96,8 +96,8 @@ describe('DeviceSet (VM)', function () {
 
     it('snapshots a layer: the child sees the parent\'s files, then they diverge', async () => {
       await set.addDevice('layer2', 'layer1');
-      const child = await set.mountDevice('layer2');
-      const parent = await set.mountDevice('layer1');
+      const child = await mountLayer(set, 'layer2');
+      const parent = await mountLayer(set, 'layer1');
       try {
         assert.equal(await readIn(child, 'a.txt'), 'layer one\n');
         await fsp.writeFile(path.join(child, 'a.txt'), 'changed in two\n');
@@ -111,14 +111,14 @@ describe('DeviceSet (VM)', function () {
     });
 
     it('snapshots a mounted origin with the writes it has not flushed yet', async () => {
-      const origin = await set.mountDevice('layer2');
+      const origin = await mountLayer(set, 'layer2');
       try {
         await fsp.writeFile(path.join(origin, 'unflushed.txt'), 'in the page cache\n');
         await set.addDevice('layer3', 'layer2');
       } finally {
         await set.unmountDevice('layer2');
       }
-      const child = await set.mountDevice('layer3');
+      const child = await mountLayer(set, 'layer3');
       try {
         assert.equal(await readIn(child, 'unflushed.txt'), 'in the page cache\n');
         assert.equal(await readIn(child, 'b.txt'), 'only in two\n');
@@ -128,8 +128,8 @@ describe('DeviceSet (VM)', function () {
     });
 
     it('counts mounts: the device stays mounted until its last user unmounts', async () => {
-      const first = await set.mountDevice('layer3');
-      const second = await set.mountDevice('layer3');
+      const first = await mountLayer(set, 'layer3');
+      const second = await mountLayer(set, 'layer3');
       assert.equal(first, second);
       await set.unmountDevice('layer3');
       assert.ok(isMountpoint(path.dirname(first)), 'one user left');
@@ -140,7 +140,7 @@ describe('DeviceSet (VM)', function () {
 
     it('gives a layer a bigger size on request and grows its filesystem', async () => {
       await set.addDevice('big', 'layer1', { size: 1024 * MiB });
-      const rootfs = await set.mountDevice('big');
+      const rootfs = await mountLayer(set, 'big');
       try {
         const st = await kfs.statfs(rootfs);
         assert.ok(st.blocks * st.bsize > 900 * MiB, `filesystem is ${st.blocks * st.bsize} bytes`);
@@ -157,13 +157,13 @@ describe('DeviceSet (VM)', function () {
       await assert.rejects(set.addDevice('orphan', 'nosuchparent'), { code: 'ENOENT' });
       for (const bad of ['../x', 'a/b', 'a\0b', 'x'.repeat(200), '.hidden', 'base', 'deviceset-metadata']) {
         await assert.rejects(set.addDevice(bad, ''), { code: 'EINVALIDID' }, JSON.stringify(bad));
-        await assert.rejects(set.mountDevice(bad), { code: 'EINVALIDID' });
+        await assert.rejects(mountLayer(set, bad), { code: 'EINVALIDID' });
       }
       assert.equal(existsSync(path.join(home, 'metadata', 'small')), false);
     });
 
     it('refuses to delete a mounted device, deletes it once unmounted, and ignores unknown ids', async () => {
-      await set.mountDevice('layer3');
+      await mountLayer(set, 'layer3');
       await assert.rejects(set.deleteDevice('layer3'), { code: 'EBUSY' });
       await set.unmountDevice('layer3');
       const id = Number(set.deviceMetadata('layer3')['DeviceId']);
@@ -179,7 +179,7 @@ describe('DeviceSet (VM)', function () {
 
     it('returns the blocks of a deleted device to the pool', async () => {
       await set.addDevice('fat', 'layer1');
-      const rootfs = await set.mountDevice('fat');
+      const rootfs = await mountLayer(set, 'fat');
       await fsp.writeFile(path.join(rootfs, 'blob'), Buffer.alloc(64 * MiB, 1));
       await set.unmountDevice('fat');
       const before = (await thin.poolStatus(set.pool.name)).usedDataBlocks;
@@ -205,7 +205,7 @@ describe('DeviceSet (VM)', function () {
       try {
         await set.addDevice('stepped', '');
         assert.notEqual(Number(set.deviceMetadata('stepped')['DeviceId']), next);
-        const rootfs = await set.mountDevice('stepped');
+        const rootfs = await mountLayer(set, 'stepped');
         await set.unmountDevice('stepped');
         assert.ok(rootfs.endsWith('stepped/rootfs'));
       } finally {
@@ -219,10 +219,103 @@ describe('DeviceSet (VM)', function () {
       assert.ok(ids.every((id) => set.hasDevice(id)));
       const deviceIds = new Set(ids.map((id) => set.deviceMetadata(id)['DeviceId']));
       assert.equal(deviceIds.size, 50, 'every device got its own thin id');
-      const mounted = await Promise.all(ids.slice(0, 10).map((id) => set.mountDevice(id)));
+      const mounted = await Promise.all(ids.slice(0, 10).map((id) => mountLayer(set, id)));
       await Promise.all(mounted.map((_, i) => set.unmountDevice(ids[i] ?? '')));
       await Promise.all(ids.map((id) => set.deleteDevice(id)));
       assert.ok(ids.every((id) => !set.hasDevice(id)));
+    });
+  });
+
+  describe('devices with a filesystem of their own (thin volumes)', () => {
+    let home = '';
+    let set: DeviceSet;
+
+    before(async () => {
+      home = await tempHome('own-fs');
+      set = await openSet(home);
+    });
+
+    after(async () => {
+      await set?.shutdown();
+    });
+
+    it('makes an empty ext4 device of the asked size, mounts it where asked, and reports its usage', async () => {
+      await set.createDevice('vol-a', { size: 64 * MiB, fs: 'ext4' });
+      const target = path.join(home, 'volumes', 'a');
+      assert.equal(await set.mountDevice('vol-a', { target }), target);
+      assert.deepEqual(await fsp.readdir(target), [], 'no lost+found in a volume');
+      assert.equal((await kfs.statfs(target)).type, EXT4_MAGIC);
+      await fsp.writeFile(path.join(target, 'blob'), Buffer.alloc(4 * MiB, 7));
+      await run('sync', []);
+      const live = await set.deviceUsage('vol-a');
+      assert.equal(live.size, 64 * MiB);
+      assert.equal(live.filesystem, 'ext4');
+      assert.ok(live.mappedBytes >= 4 * MiB, `mapped ${live.mappedBytes} bytes while mounted`);
+      await set.unmountDevice('vol-a');
+      assert.equal(isMountpoint(target), false);
+      const cold = await set.deviceUsage('vol-a');
+      assert.equal(cold.mappedBytes, live.mappedBytes, 'read from the pool metadata when not active');
+      assert.equal(cold.deviceId, live.deviceId);
+    });
+
+    it('fails writes past the device size with ENOSPC', async () => {
+      const target = await set.mountDevice('vol-a', { target: path.join(home, 'volumes', 'a') });
+      try {
+        await assert.rejects(fsp.writeFile(path.join(target, 'too-big'), Buffer.alloc(80 * MiB, 1)), { code: 'ENOSPC' });
+      } finally {
+        await fsp.rm(path.join(target, 'too-big'), { force: true });
+        await set.unmountDevice('vol-a');
+      }
+    });
+
+    it('clones a mounted device with what was just written, and the clone keeps its filesystem', async () => {
+      const target = await set.mountDevice('vol-a', { target: path.join(home, 'volumes', 'a') });
+      await fsp.writeFile(path.join(target, 'fresh'), 'not yet synced\n');
+      await set.addDevice('vol-b', 'vol-a');
+      await fsp.writeFile(path.join(target, 'after'), 'only in the source\n');
+      const clone = await set.mountDevice('vol-b', { target: path.join(home, 'volumes', 'b') });
+      try {
+        assert.equal(await readIn(clone, 'fresh'), 'not yet synced\n');
+        assert.equal(existsSync(path.join(clone, 'after')), false);
+        assert.equal((await kfs.statfs(clone)).type, EXT4_MAGIC);
+        assert.equal((await set.deviceUsage('vol-b')).filesystem, 'ext4');
+      } finally {
+        await set.unmountDevice('vol-b');
+        await set.unmountDevice('vol-a');
+      }
+    });
+
+    it('refuses a second mount of a device elsewhere, a size too small for xfs, and an odd size', async () => {
+      await set.mountDevice('vol-a', { target: path.join(home, 'volumes', 'a') });
+      try {
+        await assert.rejects(set.mountDevice('vol-a', { target: path.join(home, 'elsewhere') }), { code: 'EBUSY' });
+      } finally {
+        await set.unmountDevice('vol-a');
+      }
+      await assert.rejects(set.createDevice('vol-c', { size: 100 * MiB, fs: 'xfs' }), { code: 'ESIZE', message: /xfs needs at least 300M/ });
+      await assert.rejects(set.createDevice('vol-c', { size: 64 * MiB + 1, fs: 'ext4' }), { code: 'ESIZE' });
+      await assert.rejects(set.createDevice('vol-a', { size: 64 * MiB, fs: 'ext4' }), { code: 'EEXIST' });
+      assert.equal(set.hasDevice('vol-c'), false);
+    });
+
+    it('discards a deleted device when asked, returning its blocks to the pool', async () => {
+      const before = await thin.poolStatus(set.pool.name);
+      await set.deleteDevice('vol-b', { discard: true });
+      await set.deleteDevice('vol-a', { discard: true });
+      const after = await thin.poolStatus(set.pool.name);
+      assert.ok(after.usedDataBlocks < before.usedDataBlocks, `used blocks ${before.usedDataBlocks} -> ${after.usedDataBlocks}`);
+      assert.equal(set.hasDevice('vol-a'), false);
+    });
+
+    it('keeps a device\'s own filesystem across a restart', async () => {
+      await set.createDevice('vol-d', { size: 400 * MiB, fs: 'xfs' });
+      await set.createDevice('vol-e', { size: 32 * MiB, fs: 'ext4' });
+      await set.shutdown();
+      set = await openSet(home, ['dm.fs=xfs']);
+      const e = await set.mountDevice('vol-e', { target: path.join(home, 'volumes', 'e') });
+      assert.equal((await kfs.statfs(e)).type, EXT4_MAGIC);
+      await set.unmountDevice('vol-e');
+      assert.equal((await set.deviceUsage('vol-d')).filesystem, 'xfs');
     });
   });
 
@@ -233,7 +326,7 @@ describe('DeviceSet (VM)', function () {
       home = await tempHome('restart');
       const set = await openSet(home, ['dm.fs=ext4']);
       await set.addDevice('kept', '');
-      const rootfs = await set.mountDevice('kept');
+      const rootfs = await mountLayer(set, 'kept');
       await fsp.writeFile(path.join(rootfs, 'kept.txt'), 'still here\n');
       await set.unmountDevice('kept');
       await set.shutdown();
@@ -250,7 +343,7 @@ describe('DeviceSet (VM)', function () {
       const set = await openSet(home);
       try {
         assert.ok(set.hasDevice('kept'));
-        const rootfs = await set.mountDevice('kept');
+        const rootfs = await mountLayer(set, 'kept');
         assert.equal(await readIn(rootfs, 'kept.txt'), 'still here\n');
         assert.equal((await kfs.statfs(rootfs)).type, EXT4_MAGIC, 'the recorded filesystem wins over the default');
         await set.unmountDevice('kept');
@@ -261,12 +354,15 @@ describe('DeviceSet (VM)', function () {
 
     it('unmounts stale mounts and deactivates devices left by a process that died', async () => {
       const crashed = await openSet(home);
-      const rootfs = await crashed.mountDevice('kept');
+      const rootfs = await mountLayer(crashed, 'kept');
+      await crashed.addDevice('elsewhere', '');
+      const other = await crashed.mountDevice('elsewhere', { target: path.join(home, 'outside-mnt', 'x') });
       // No shutdown: as if the process had been killed.
       const set = await openSet(home);
       try {
         assert.equal(isMountpoint(path.dirname(rootfs)), false, 'stale mount is gone');
-        const again = await set.mountDevice('kept');
+        assert.equal(isMountpoint(other), false, 'a stale mount outside <home>/mnt is found by its device and unmounted too');
+        const again = await mountLayer(set, 'kept');
         assert.equal(await readIn(again, 'kept.txt'), 'still here\n');
         await set.unmountDevice('kept');
       } finally {
@@ -301,7 +397,7 @@ describe('DeviceSet (VM)', function () {
         assert.ok(!(await poolIds(set)).includes(4001), 'orphan thin device removed');
         assert.ok(set.hasDevice('ghost'));
         assert.deepEqual(set.faultyDevices().map((f) => f.hash), ['ghost']);
-        await assert.rejects(set.mountDevice('ghost'), { code: 'EFAULTY' });
+        await assert.rejects(mountLayer(set, 'ghost'), { code: 'EFAULTY' });
         await assert.rejects(set.addDevice('child-of-ghost', 'ghost'), { code: 'EFAULTY' });
         assert.equal(Object.fromEntries(await set.status())['Faulty Device Count'], '1');
       } finally {
@@ -333,7 +429,7 @@ describe('DeviceSet (VM)', function () {
       try {
         assert.equal(Object.fromEntries(await set.status())['Base Device Size'], '805.3MB');
         await set.addDevice('after-grow', '');
-        const rootfs = await set.mountDevice('after-grow');
+        const rootfs = await mountLayer(set, 'after-grow');
         const st = await kfs.statfs(rootfs);
         assert.ok(st.blocks * st.bsize > 700 * MiB);
         await set.unmountDevice('after-grow');
@@ -404,7 +500,7 @@ describe('DeviceSet (VM)', function () {
       const set = await openSet(home, ['dm.loopdatasize=1G', 'dm.min_free_space=60%', 'dm.fs=ext4', 'dm.basesize=600M', 'dm.blkdiscard=false']);
       try {
         await set.addDevice('filler', '');
-        const rootfs = await set.mountDevice('filler');
+        const rootfs = await mountLayer(set, 'filler');
         await fsp.writeFile(path.join(rootfs, 'blob'), Buffer.alloc(450 * MiB, 7));
         await set.unmountDevice('filler');
         await assert.rejects(set.addDevice('one-more', ''), (err: unknown) => {
