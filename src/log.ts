@@ -7,10 +7,6 @@ export type Logger = winston.Logger;
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LEVELS)[number];
 
-export function isLogLevel(value: string): value is LogLevel {
-  return (LEVELS as readonly string[]).includes(value);
-}
-
 export function createLogger(level: LogLevel = 'info'): Logger {
   return winston.createLogger({
     level,

@@ -1,41 +1,66 @@
-// The composition root: the plugin's HTTP app on its unix socket, the
-// GraphDriver over a DeviceSet that GraphDriver.Init opens in dockerd's
-// Home (its default pool: sparse loop files under <Home>/devicemapper).
-// SIGTERM or SIGINT: stop accepting, let requests in flight finish, then
-// shut the DeviceSet down cleanly.
+// The composition root: settings, the log, the one DeviceSet (opened in
+// the background under the state directory), the GraphDriver, and the HTTP
+// app on the plugin socket. SIGTERM or SIGINT: stop accepting, let the
+// requests in flight finish, then shut the DeviceSet down cleanly.
+import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
+import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
-import { splitOptionList } from './deviceset';
+import { DeviceSetHolder } from './deviceset';
 import { DeviceSetDriver } from './graphdriver/driver';
-import { createLogger, dmLevel, isLogLevel } from './log';
+import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
+import { createLogger, dmLevel, type Logger } from './log';
 import { createApp } from './server/app';
 import { listenOnSocket } from './server/listen';
-
-export const DEFAULT_SOCKET = '/run/docker/plugins/dmthin.sock';
 
 function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-async function main(): Promise<number> {
-  const level = process.env['DMTHIN_LOG_LEVEL'] ?? 'info';
-  const log = createLogger(isLogLevel(level) ? level : 'info');
-  dm.setLogger((lvl, message, code) => log.log(dmLevel(lvl), message, { source: 'libdevmapper', code }));
-  const pluginOptions = splitOptionList(process.env['DMTHIN_STORAGE_OPTS'] ?? '');
-  const socket = process.env['DMTHIN_SOCKET'] ?? DEFAULT_SOCKET;
+async function restoredInit(settings: Settings, log: Logger): Promise<InitRecord | null> {
+  try {
+    return await loadInitRecord(settings.root);
+  } catch (err) {
+    // Without it the GraphDriver waits for dockerd's next Init; volumes are not affected.
+    log.error('cannot read the last GraphDriver.Init', { err: String(err) });
+    return null;
+  }
+}
 
-  const driver = new DeviceSetDriver({ pluginOptions, log });
-  const server = await listenOnSocket(createApp({ graph: driver, log }), socket);
-  const devicemapper = dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`';
-  log.info('dmthin listening', { socket, serves: ['Plugin.Activate', 'GraphDriver.*'], devicemapper });
+async function main(): Promise<number> {
+  let settings: Settings;
+  try {
+    settings = loadSettings();
+  } catch (err) {
+    process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  const log = createLogger(settings.logLevel);
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err: String(err) }));
+  dm.setLogger((lvl, message, code) => log.log(dmLevel(lvl), message, { source: 'libdevmapper', code }));
+  await fsp.mkdir(settings.root, { recursive: true, mode: 0o711 });
+
+  const restored = await restoredInit(settings, log);
+  const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log });
+  holder.start(restored?.opts ?? []);
+  const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
+  const server = await listenOnSocket(createApp({ graph, log }), settings.socket);
+  log.info('dmthin listening', {
+    socket: settings.socket,
+    root: settings.root,
+    serves: ['Plugin.Activate', 'GraphDriver.*'],
+    devicemapper: dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`',
+    graphdriverHome: restored?.home ?? null,
+  });
 
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  log.info('shutting down');
+  log.info('shutting down: finishing requests in flight');
   await close(server);
-  await driver.cleanup();
+  await holder.shutdown();
+  log.info('stopped');
   return 0;
 }
 

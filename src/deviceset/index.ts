@@ -1,3 +1,5 @@
-export { DeviceSet, type AddDeviceOptions, type DeviceSetConfig, type FaultyDevice } from './deviceset';
+export { DeviceSet, type AddDeviceOptions, type CreateDeviceOptions, type DeleteDeviceOptions, type DeviceSetConfig, type DeviceUsage, type FaultyDevice, type MountOptions } from './deviceset';
+export { DeviceSetHolder, NO_DEVICE_MAPPER } from './holder';
+export type { FsType } from './filesystem';
 export { parseOptions, storageOptions, splitOptionList, DEFAULT_OPTIONS, type DeviceSetOptions } from './options';
 export type { StatusRow } from './status';

@@ -1,40 +1,44 @@
-// The GraphDriver over a DeviceSet: one thin snapshot per layer, opened
-// at GraphDriver.Init with the plugin's settings plus dockerd's
-// --storage-opt (dockerd's win), closed at GraphDriver.Cleanup.
+// The GraphDriver over the process's DeviceSet: one thin snapshot per
+// layer, mounted at <Home>/mnt/<id> with the layer in rootfs/ (the base
+// device holds an empty rootfs/, so no layer shows lost+found). Init
+// brings Home and dockerd's --storage-opt; both are saved, so a restarted
+// plugin keeps serving a dockerd that will not send Init again.
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { dm } from '../devmapper';
-import { DeviceSet, storageOptions } from '../deviceset';
+import type { DeviceSet } from '../deviceset';
+import type { DeviceSetHolder } from '../deviceset/holder';
 import { parseSize } from '../deviceset/options';
 import { DmthinError } from '../errors';
 import type { Logger } from '../log';
 import { applyTar } from './apply';
 import { changes, changesSize, type Change } from './changes';
 import { exportChanges } from './diff';
+import { saveInitRecord, type InitRecord } from './init-record';
 import type { CreateRequest, GraphCapabilities, GraphDriverApi } from './types';
 
+/** Device hashes with this prefix are the volume store's thin volumes, never layers. */
+export const VOLUME_DEVICE_PREFIX = 'vol-';
+
 export interface DeviceSetDriverConfig {
-  /** the plugin's own dm.* settings (DMTHIN_STORAGE_OPTS) */
-  pluginOptions: string[];
+  holder: DeviceSetHolder;
+  /** the state directory, where the last Init is kept */
+  root: string;
   log: Logger;
+  /** the last Init of an earlier run, if any */
+  restored?: InitRecord | null;
 }
 
 export class DeviceSetDriver implements GraphDriverApi {
-  private set: DeviceSet | null = null;
-  private home = '';
+  private home: string | null;
 
-  constructor(private readonly config: DeviceSetDriverConfig) {}
+  constructor(private readonly config: DeviceSetDriverConfig) {
+    this.home = config.restored?.home ?? null;
+  }
 
   async init(home: string, opts: string[]): Promise<void> {
-    if (!dm.driverLoaded()) {
-      throw new DmthinError('ENODM', 'device-mapper is not available in this kernel: load it with `modprobe dm_thin_pool`, then restart dockerd');
-    }
-    const options = storageOptions(this.config.pluginOptions, opts);
-    if (this.set !== null) {
-      if (home === this.home) return; // dockerd restarted without Cleanup: same home, keep going
-      await this.set.shutdown();
-      this.set = null;
-    }
-    this.set = await DeviceSet.open({ home, options, log: this.config.log });
+    await this.config.holder.reconfigure(opts);
+    await saveInitRecord(this.config.root, { home, opts });
     this.home = home;
   }
 
@@ -52,39 +56,43 @@ export class DeviceSetDriver implements GraphDriverApi {
   }
 
   async remove(id: string): Promise<void> {
-    await this.deviceSet().deleteDevice(id);
+    await (await this.deviceSet(id)).deleteDevice(id);
   }
 
   async get(id: string, mountLabel: string): Promise<string> {
-    return this.deviceSet().mountDevice(id, mountLabel);
+    return this.mountLayer(await this.deviceSet(id), id, mountLabel);
   }
 
   async put(id: string): Promise<void> {
-    await this.deviceSet().unmountDevice(id);
+    await (await this.deviceSet(id)).unmountDevice(id);
   }
 
-  exists(id: string): boolean {
-    return this.deviceSet().hasDevice(id);
+  async exists(id: string): Promise<boolean> {
+    return (await this.deviceSet(id)).hasDevice(id);
   }
 
   async status(): Promise<Array<[string, string]>> {
-    return this.deviceSet().status();
+    return (await this.deviceSet()).status();
   }
 
-  getMetadata(id: string): Record<string, string> {
-    return this.deviceSet().deviceMetadata(id);
+  async getMetadata(id: string): Promise<Record<string, string>> {
+    return (await this.deviceSet(id)).deviceMetadata(id);
   }
 
+  /** dockerd is stopping: unmount every layer it left mounted. The pool stays open for volumes. */
   async cleanup(): Promise<void> {
-    const set = this.set;
-    this.set = null;
-    await set?.shutdown();
+    const set = await this.config.holder.tryReady();
+    if (set === null) return;
+    for (const hash of set.mountedDevices()) {
+      if (hash.startsWith(VOLUME_DEVICE_PREFIX)) continue;
+      while (set.isMounted(hash)) await set.unmountDevice(hash);
+    }
   }
 
   async applyDiff(id: string, _parent: string, tar: Readable): Promise<number> {
     // The layer already holds its parent's files: Create made it a snapshot of the parent.
-    const set = this.deviceSet();
-    const root = await set.mountDevice(id);
+    const set = await this.deviceSet(id);
+    const root = await this.mountLayer(set, id);
     try {
       return await applyTar(root, tar);
     } finally {
@@ -120,13 +128,29 @@ export class DeviceSetDriver implements GraphDriverApi {
     }
   }
 
+  /** Mounts a layer at <Home>/mnt/<id> and returns its rootfs/. */
+  private async mountLayer(set: DeviceSet, id: string, mountLabel = ''): Promise<string> {
+    const target = await set.mountDevice(id, { target: path.join(this.initializedHome(), 'mnt', id), mountLabel });
+    const rootfs = path.join(target, 'rootfs');
+    try {
+      // Layers made before the base device had rootfs/ lack it.
+      await fsp.mkdir(rootfs, { mode: 0o755 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        await set.unmountDevice(id);
+        throw err;
+      }
+    }
+    return rootfs;
+  }
+
   /** Mounts a layer and its parent ('' mounts nothing: lower is ''); release() unmounts both. */
   private async mountPair(id: string, parent: string): Promise<{ layer: string; lower: string; release: () => Promise<void> }> {
-    const set = this.deviceSet();
-    const layer = await set.mountDevice(id);
+    const set = await this.deviceSet(id, parent);
+    const layer = await this.mountLayer(set, id);
     let lower = '';
     try {
-      if (parent !== '') lower = await set.mountDevice(parent);
+      if (parent !== '') lower = await this.mountLayer(set, parent);
     } catch (err) {
       await set.unmountDevice(id);
       throw err;
@@ -140,12 +164,24 @@ export class DeviceSetDriver implements GraphDriverApi {
 
   private async add(request: CreateRequest): Promise<void> {
     const size = sizeOption(request.storageOpt);
-    await this.deviceSet().addDevice(request.id, request.parent, size === undefined ? {} : { size });
+    const set = await this.deviceSet(request.id, request.parent);
+    await set.addDevice(request.id, request.parent, size === undefined ? {} : { size });
   }
 
-  private deviceSet(): DeviceSet {
-    if (this.set === null) throw new DmthinError('ENOTINIT', 'the graph driver is not initialized: GraphDriver.Init has not been called');
-    return this.set;
+  /** The DeviceSet, once Init has been seen; the ids are checked to be layers. */
+  private async deviceSet(...ids: string[]): Promise<DeviceSet> {
+    this.initializedHome();
+    for (const id of ids) {
+      if (id.startsWith(VOLUME_DEVICE_PREFIX)) {
+        throw new DmthinError('EINVALIDID', `invalid layer id ${JSON.stringify(id.slice(0, 120))}: ids starting with ${VOLUME_DEVICE_PREFIX} are dmthin's volumes`);
+      }
+    }
+    return this.config.holder.ready();
+  }
+
+  private initializedHome(): string {
+    if (this.home === null) throw new DmthinError('ENOTINIT', 'the graph driver is not initialized: GraphDriver.Init has not been called');
+    return this.home;
   }
 }
 

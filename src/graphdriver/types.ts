@@ -26,9 +26,9 @@ export interface GraphDriverApi {
   /** Mounts the layer and returns the directory dockerd uses as its root. */
   get(id: string, mountLabel: string): Promise<string>;
   put(id: string): Promise<void>;
-  exists(id: string): boolean;
+  exists(id: string): Promise<boolean>;
   status(): Promise<Array<[string, string]>>;
-  getMetadata(id: string): Record<string, string>;
+  getMetadata(id: string): Promise<Record<string, string>>;
   cleanup(): Promise<void>;
   /** Unpacks a layer tar onto layer `id` (made with Create on `parent`); resolves to the tar's size. */
   applyDiff(id: string, parent: string, tar: Readable): Promise<number>;

@@ -62,9 +62,9 @@ export function createApp(deps: AppDeps): express.Express {
   layer('Remove', true, async (b) => (await graph.remove(b.ID ?? ''), {}));
   layer('Get', true, async (b) => ({ Dir: await graph.get(b.ID ?? '', b.MountLabel ?? '') }));
   layer('Put', true, async (b) => (await graph.put(b.ID ?? ''), {}));
-  layer('Exists', true, (b) => ({ Exists: graph.exists(b.ID ?? '') }));
+  layer('Exists', true, async (b) => ({ Exists: await graph.exists(b.ID ?? '') }));
   layer('Status', false, async () => ({ Status: await graph.status() }));
-  layer('GetMetadata', true, (b) => ({ Metadata: graph.getMetadata(b.ID ?? '') }));
+  layer('GetMetadata', true, async (b) => ({ Metadata: await graph.getMetadata(b.ID ?? '') }));
   layer('Cleanup', false, async () => (await graph.cleanup(), {}));
   layer('Changes', true, async (b) => ({ Changes: await graph.changes(b.ID ?? '', b.Parent ?? '') }));
   layer('DiffSize', true, async (b) => ({ Size: await graph.diffSize(b.ID ?? '', b.Parent ?? '') }));

@@ -43,13 +43,13 @@ class FakeGraph implements GraphDriverApi {
   async put(id: string): Promise<void> {
     this.calls.push(['put', id]);
   }
-  exists(id: string): boolean {
+  async exists(id: string): Promise<boolean> {
     return this.layers.has(id);
   }
   async status(): Promise<Array<[string, string]>> {
     return [['Pool Name', 'p'], ['Pool Blocksize', '65.54kB']];
   }
-  getMetadata(id: string): Record<string, string> {
+  async getMetadata(id: string): Promise<Record<string, string>> {
     return { DeviceId: '7', DeviceSize: '10737418240', DeviceName: `dmthin-1:2-3-${id}` };
   }
   async cleanup(): Promise<void> {

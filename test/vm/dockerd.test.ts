@@ -46,6 +46,7 @@ describe('dockerd 20.10 on dmthin (VM)', function () {
     dmthin = startLogged(process.execPath, [MAIN], path.join(dir, 'dmthin.log'), {
       ...process.env,
       DMTHIN_SOCKET: SOCKET,
+      DMTHIN_ROOT: path.join(dir, 'dmthin'),
       DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=8G dm.loopmetadatasize=256M dm.basesize=1G',
     });
     await waitUntil('the dmthin socket', async () => existsSync(SOCKET));
@@ -69,7 +70,7 @@ describe('dockerd 20.10 on dmthin (VM)', function () {
     assert.match(info, /Storage Driver: dmthin/);
     assert.match(info, /Pool Name: dmthin-/);
     assert.match(info, /Backing Filesystem: xfs/);
-    assert.match(info, /Data loop file: .*devicemapper\/data/);
+    assert.match(info, new RegExp(`Data loop file: ${path.join(dir, 'dmthin', 'devicemapper', 'data')}`));
   });
 
   it('runs a container from an imported image', async () => {

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
+import { DeviceSetHolder } from '../../src/deviceset';
 import { DeviceSetDriver } from '../../src/graphdriver/driver';
+import { loadInitRecord } from '../../src/graphdriver/init-record';
 import { createApp } from '../../src/server/app';
 import { requireRoot, requireVm } from '../support/env';
 import { quietLog, SMALL, tempHome } from '../support/deviceset';
@@ -23,8 +25,18 @@ interface Answer {
   Capabilities?: { ReproducesExactDiffs: boolean };
 }
 
+/** The app as main.ts composes it: a holder opening the set under root, the driver restored from the last Init. */
+async function startPlugin(root: string): Promise<{ app: ReturnType<typeof createApp>; holder: DeviceSetHolder }> {
+  const restored = await loadInitRecord(root);
+  const holder = new DeviceSetHolder({ root, pluginOptions: SMALL, log: quietLog });
+  holder.start(restored?.opts ?? []);
+  return { app: createApp({ graph: new DeviceSetDriver({ holder, root, log: quietLog, restored }), log: quietLog }), holder };
+}
+
 describe('GraphDriver on a thin pool (VM)', function () {
   let app: ReturnType<typeof createApp>;
+  let holder: DeviceSetHolder | undefined;
+  let root = '';
   let home = '';
 
   const call = async (method: string, body: unknown): Promise<Answer> => {
@@ -36,12 +48,15 @@ describe('GraphDriver on a thin pool (VM)', function () {
   before(async function () {
     requireVm(this);
     requireRoot(this);
-    home = path.join(await tempHome('graph'), 'dmthin');
-    app = createApp({ graph: new DeviceSetDriver({ pluginOptions: SMALL, log: quietLog }), log: quietLog });
+    const dir = await tempHome('graph');
+    root = path.join(dir, 'state');
+    home = path.join(dir, 'docker', 'dmthin');
+    ({ app, holder } = await startPlugin(root));
   });
 
   after(async () => {
     if (app !== undefined) await call('Cleanup', {});
+    await holder?.shutdown();
   });
 
   it('refuses calls before Init, with an error that says so', async () => {
@@ -56,7 +71,7 @@ describe('GraphDriver on a thin pool (VM)', function () {
     assert.deepEqual(await call('Init', { Home: home, Opts: ['dm.basesize=768M'], UIDMaps: null, GIDMaps: null }), {});
     const status = Object.fromEntries((await call('Status', {})).Status ?? []);
     assert.equal(status['Base Device Size'], '805.3MB');
-    assert.equal(status['Data loop file'], path.join(home, 'devicemapper', 'data'));
+    assert.equal(status['Data loop file'], path.join(root, 'devicemapper', 'data'), 'the pool lives in the plugin\'s state directory, not in Home');
     assert.deepEqual(await call('Capabilities', {}), { Capabilities: { ReproducesExactDiffs: false } });
   });
 
@@ -168,5 +183,24 @@ describe('GraphDriver on a thin pool (VM)', function () {
     await call('Cleanup', {});
     assert.match(String((await call('Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null })).Err), /can only grow/);
     await call('Init', { Home: home, Opts: ['dm.basesize=768M'], UIDMaps: null, GIDMaps: null });
+  });
+
+  it('serves dockerd again after a plugin restart, without a new Init', async () => {
+    const dir = String((await call('Get', { ID: IMAGE })).Dir);
+    await fsp.writeFile(path.join(dir, 'before-restart'), 'kept\n');
+    await call('Put', { ID: IMAGE });
+    await holder?.shutdown();
+    ({ app, holder } = await startPlugin(root));
+    const again = String((await call('Get', { ID: IMAGE })).Dir);
+    assert.equal(again, dir, 'the same Home as dockerd gave before the restart');
+    assert.equal(await fsp.readFile(path.join(again, 'before-restart'), 'utf8'), 'kept\n');
+    const status = Object.fromEntries((await call('Status', {})).Status ?? []);
+    assert.equal(status['Base Device Size'], '805.3MB', 'dockerd\'s --storage-opt from the last Init still apply');
+    await call('Put', { ID: IMAGE });
+  });
+
+  it('refuses ids that belong to thin volumes', async () => {
+    assert.match(String((await call('Create', { ID: 'vol-abc' })).Err), /ids starting with vol- are dmthin's volumes/);
+    assert.match(String((await call('Remove', { ID: 'vol-abc' })).Err), /vol-/);
   });
 });

@@ -21,12 +21,13 @@ describe('the dmthin process (VM)', function () {
     requireRoot(this);
   });
 
-  it('serves the plugin socket, makes its pool at Init, and leaves nothing behind on SIGTERM', async () => {
+  it('serves the plugin socket, makes its pool under DMTHIN_ROOT, and leaves nothing behind on SIGTERM', async () => {
     const dir = await tempHome('main');
     const socket = path.join(dir, 'plugins', 'dmthin.sock');
+    const root = path.join(dir, 'state');
     const home = path.join(dir, 'docker', 'dmthin');
     const child = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, DMTHIN_SOCKET: socket, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' },
+      env: { ...process.env, DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -41,7 +42,7 @@ describe('the dmthin process (VM)', function () {
     });
     assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver'] });
     assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
-    assert.ok(existsSync(path.join(home, 'devicemapper', 'data')), 'the default pool lives in sparse files under Home');
+    assert.ok(existsSync(path.join(root, 'devicemapper', 'data')), 'the default pool lives in sparse files under DMTHIN_ROOT');
     const id = 'e'.repeat(64);
     assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
     const dir2 = String((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir']);

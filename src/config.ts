@@ -1,0 +1,107 @@
+// The plugin's settings, from its environment: what `docker plugin set`
+// changes for the managed plugin, and what a legacy plugin's unit file
+// sets. Checked once at start; a bad value stops the process with a
+// message that names the variable, before anything is touched.
+import path from 'node:path';
+import Ajv, { type JSONSchemaType } from 'ajv';
+import { parseOptions, splitOptionList } from './deviceset';
+import { parseSize } from './deviceset/options';
+import { DmthinError } from './errors';
+import type { LogLevel } from './log';
+
+export type VolumeKind = 'auto' | 'thin' | 'plain';
+
+export interface Settings {
+  /** state: the default pool's files, device metadata, volumes */
+  root: string;
+  /** where volume mountpoints are made (the managed plugin's propagated mount) */
+  mountRoot: string;
+  socket: string;
+  /** the plugin's own dm.* options; dockerd's --storage-opt come at GraphDriver.Init */
+  storageOpts: string[];
+  logLevel: LogLevel;
+  /** what a volume created without options is: thin when a pool is there (auto), thin, or plain */
+  volumeKind: VolumeKind;
+  /** bytes: a thin volume's size when -o size is not given */
+  volumeSize: number;
+}
+
+export const DEFAULT_ROOT = '/var/lib/dmthin';
+export const DEFAULT_SOCKET = '/run/docker/plugins/dmthin.sock';
+
+/** The environment variables read, as they come. */
+interface RawSettings {
+  DMTHIN_ROOT: string;
+  DMTHIN_MOUNT_ROOT?: string;
+  DMTHIN_SOCKET: string;
+  DMTHIN_STORAGE_OPTS: string;
+  DMTHIN_LOG_LEVEL: LogLevel;
+  DMTHIN_VOLUME_KIND: VolumeKind;
+  DMTHIN_VOLUME_SIZE: string;
+}
+
+// An absolute path without NUL; unix sockets take at most 107 bytes.
+const absolutePath = { type: 'string', pattern: '^/[^\\u0000]*$', maxLength: 4000 } as const;
+
+const schema: JSONSchemaType<RawSettings> = {
+  type: 'object',
+  properties: {
+    DMTHIN_ROOT: absolutePath,
+    DMTHIN_MOUNT_ROOT: { ...absolutePath, nullable: true },
+    DMTHIN_SOCKET: { ...absolutePath, maxLength: 107 },
+    DMTHIN_STORAGE_OPTS: { type: 'string', maxLength: 65536 },
+    DMTHIN_LOG_LEVEL: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
+    DMTHIN_VOLUME_KIND: { type: 'string', enum: ['auto', 'thin', 'plain'] },
+    DMTHIN_VOLUME_SIZE: { type: 'string', maxLength: 64 },
+  },
+  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE'],
+  additionalProperties: false,
+};
+
+const validate = new Ajv({ allErrors: false }).compile(schema);
+
+/** Reads and checks the settings; throws ECONFIG naming the variable at fault. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const raw: Record<string, string> = {
+    DMTHIN_ROOT: DEFAULT_ROOT,
+    DMTHIN_SOCKET: DEFAULT_SOCKET,
+    DMTHIN_STORAGE_OPTS: '',
+    DMTHIN_LOG_LEVEL: 'info',
+    DMTHIN_VOLUME_KIND: 'auto',
+    DMTHIN_VOLUME_SIZE: '10G',
+  };
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key];
+    // An empty value means the default, as `docker plugin set X=` leaves it.
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  if (!validate(raw)) {
+    const [first] = validate.errors ?? [];
+    const key = first?.instancePath.slice(1) ?? '';
+    const allowed = (first?.params as { allowedValues?: string[] } | undefined)?.allowedValues;
+    const detail = allowed === undefined ? (first?.message ?? 'is invalid') : `must be one of ${allowed.join(', ')}`;
+    throw new DmthinError('ECONFIG', `${key} ${JSON.stringify(raw[key] ?? '')} ${detail}`);
+  }
+  const storageOpts = splitOptionList(raw.DMTHIN_STORAGE_OPTS);
+  try {
+    parseOptions(storageOpts);
+  } catch (err) {
+    throw new DmthinError('ECONFIG', `DMTHIN_STORAGE_OPTS: ${(err as Error).message}`, { cause: err });
+  }
+  let volumeSize: number;
+  try {
+    volumeSize = parseSize(raw.DMTHIN_VOLUME_SIZE);
+  } catch (err) {
+    throw new DmthinError('ECONFIG', `DMTHIN_VOLUME_SIZE: ${(err as Error).message}`, { cause: err });
+  }
+  const root = path.resolve(raw.DMTHIN_ROOT);
+  return {
+    root,
+    mountRoot: path.resolve(raw.DMTHIN_MOUNT_ROOT ?? root),
+    socket: raw.DMTHIN_SOCKET,
+    storageOpts,
+    logLevel: raw.DMTHIN_LOG_LEVEL,
+    volumeKind: raw.DMTHIN_VOLUME_KIND,
+    volumeSize,
+  };
+}
