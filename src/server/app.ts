@@ -98,8 +98,13 @@ export function createApp(deps: AppDeps): express.Express {
   // Malformed JSON and every thrown error end here, as an Err answer.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const method = req.path.slice(1);
-    if (err instanceof SyntaxError || (err as { type?: string }).type === 'entity.parse.failed') {
+    const bodyError = (err as { type?: string }).type;
+    if (err instanceof SyntaxError || bodyError === 'entity.parse.failed') {
       return fail(res, `${method}: malformed JSON body`);
+    }
+    if (bodyError !== undefined) {
+      // body-parser's own refusals: too large, bad encoding, aborted.
+      return fail(res, `${method}: ${err instanceof Error ? err.message : String(err)}`);
     }
     const message = err instanceof Error ? err.message : String(err);
     log.warn('request failed', { method, code: (err as { code?: string }).code, err: message });

@@ -25,8 +25,8 @@ export interface LayerBody {
   StorageOpt?: Record<string, string> | null;
 }
 
-/** No slash, no NUL, at most 128 characters: a layer id is a plain name (the DeviceSet checks the rest). */
-const idSchema = { type: 'string', maxLength: 128, pattern: '^[^/\\u0000]*$' } as const;
+/** No slash, no "..", no NUL, at most 128 characters: a layer id is a plain name (the DeviceSet checks the rest). */
+const idSchema = { type: 'string', maxLength: 128, pattern: '^(?!.*\\.\\.)[^/\\u0000]*$' } as const;
 
 const idMapSchema: JSONSchemaType<IdMap> = {
   type: 'object',

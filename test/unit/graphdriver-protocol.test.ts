@@ -158,6 +158,18 @@ describe('GraphDriver protocol', () => {
       ['GraphDriver.Create', { ID: 42 }, /ID must be string/],
       ['GraphDriver.Create', { ID: '../../etc' }, /ID must match/],
       ['GraphDriver.Create', { ID: 'a\u0000b' }, /ID must match/],
+      ['GraphDriver.Create', { ID: '..' }, /ID must match/],
+      ['GraphDriver.Create', { ID, Parent: `${ID}/..` }, /Parent must match/],
+      ['GraphDriver.Create', { ID, Parent: '..' }, /Parent must match/],
+      ['GraphDriver.Remove', { ID: 'x/y' }, /ID must match/],
+      ['GraphDriver.Get', { ID: '..' }, /ID must match/],
+      ['GraphDriver.Get', { ID, MountLabel: 7 }, /MountLabel must be string/],
+      ['GraphDriver.Put', { ID: '' }, /ID is required/],
+      ['GraphDriver.Exists', { ID: 'a\u0000' }, /ID must match/],
+      ['GraphDriver.GetMetadata', {}, /ID is required/],
+      ['GraphDriver.Changes', { ID, Parent: '../p' }, /Parent must match/],
+      ['GraphDriver.DiffSize', { ID: null }, /ID is required/],
+      ['GraphDriver.CreateReadWrite', { ID, StorageOpt: ['size=1G'] }, /StorageOpt must be object/],
       ['GraphDriver.Create', { ID: 'x'.repeat(129) }, /ID must NOT have more than 128 characters/],
       ['GraphDriver.Create', { ID, StorageOpt: { size: 5 } }, /StorageOpt\.size must be string/],
       ['GraphDriver.Get', [], /request body must be object/],
@@ -182,6 +194,8 @@ describe('GraphDriver protocol', () => {
     assert.deepEqual(bad.body, { Err: 'tar entry "../x" tries to leave the layer with ".."' });
     const hostile = await request(app).post('/GraphDriver.ApplyDiff?id=../x').send(tarBytes).unset('Content-Type');
     assert.match(String((hostile.body as { Err: string }).Err), /ID must match/);
+    const hostileParent = await request(app).post(`/GraphDriver.ApplyDiff?id=${ID}&parent=..`).send(tarBytes).unset('Content-Type');
+    assert.match(String((hostileParent.body as { Err: string }).Err), /Parent must match/);
     const missing = await request(app).post('/GraphDriver.ApplyDiff').send(tarBytes).unset('Content-Type');
     assert.match(String((missing.body as { Err: string }).Err), /id is required/);
   });
@@ -201,6 +215,20 @@ describe('GraphDriver protocol', () => {
     const err = await call(app, 'GraphDriver.Diff', { ID: 'missing' });
     assert.equal(err.status, 500);
     assert.deepEqual(err.body, { Err: 'unknown device missing' });
+    const hostile = await call(app, 'GraphDriver.Diff', { ID, Parent: '../../x' });
+    assert.equal(hostile.status, 500);
+    assert.match(String((hostile.body as { Err: string }).Err), /Parent must match/);
+    const callsBefore = graph.calls.length;
+    const malformed = await request(app).post('/GraphDriver.Diff').send('{"ID":').unset('Content-Type');
+    assert.match(String((malformed.body as { Err: string }).Err), /malformed JSON body/);
+    assert.equal(graph.calls.length, callsBefore, 'the driver is not called');
+  });
+
+  it('refuses a body over 1 MB with an Err, and keeps serving', async () => {
+    const res = await request(app).post('/GraphDriver.Create').send(`{"ID":"${'a'.repeat(2 * 1024 * 1024)}"}`).unset('Content-Type');
+    assert.equal(res.status, 200);
+    assert.match(String((res.body as { Err?: string }).Err), /^GraphDriver\.Create: request entity too large/);
+    assert.deepEqual((await call(app, 'GraphDriver.Capabilities', {})).body, { Capabilities: { ReproducesExactDiffs: false } });
   });
 
   it('says 404 for endpoints it does not serve, which dockerd tolerates only for Capabilities', async () => {
