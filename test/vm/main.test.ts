@@ -1,12 +1,14 @@
 // `npm start`: the plugin process as a user runs it, driven over its
 // socket the way dockerd drives it, then stopped with SIGTERM.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm } from '../../src/devmapper';
 import { requireRoot, requireVm } from '../support/env';
 import { tempHome } from '../support/deviceset';
+import { makeTar } from '../support/tar';
 import { postUnix } from '../support/unix-http';
 
 const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
@@ -58,4 +60,62 @@ describe('the dmthin process (VM)', function () {
     assert.equal((await dm.info(pool)).exists, false, 'the pool is removed on shutdown');
     assert.equal(existsSync(path.join(dir2, 'hello')), false, 'the layer is unmounted');
   });
+
+  it('finishes a request in flight on SIGTERM, takes no new ones, and keeps what it wrote', async () => {
+    const dir = await tempHome('main-inflight');
+    const socket = path.join(dir, 'plugins', 'dmthin.sock');
+    const env = { ...process.env, DMTHIN_SOCKET: socket, DMTHIN_ROOT: path.join(dir, 'state'), DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
+    const home = path.join(dir, 'docker', 'dmthin');
+    let child = await startMain(env);
+    assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
+    const id = 'f'.repeat(64);
+    assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
+
+    // An ApplyDiff whose body is still coming when SIGTERM arrives.
+    const tar = await makeTar([{ name: 'big', body: 'x'.repeat(2 * 1024 * 1024) }]);
+    let answer = '';
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = http.request({ socketPath: socket, path: `/GraphDriver.ApplyDiff?id=${id}&parent=`, method: 'POST' }, (res) => {
+        res.on('data', (c: Buffer) => (answer += c.toString()));
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.write(tar.subarray(0, 1024 * 1024));
+      setTimeout(() => {
+        child.kill('SIGTERM');
+        setTimeout(() => req.end(tar.subarray(1024 * 1024)), 1500);
+      }, 1500);
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(await answered, 200);
+    assert.deepEqual(JSON.parse(answer), { Size: 2 * 1024 * 1024 });
+    assert.equal(await exited, 0);
+    await assert.rejects(post(socket, 'GraphDriver.Status', {}), /ENOENT|ECONNREFUSED/, 'no new requests once stopped');
+
+    // Started again, it serves the layer without a new Init: the file is there.
+    child = await startMain(env);
+    try {
+      const rootfs = String((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir']);
+      assert.equal((await fsp.stat(path.join(rootfs, 'big'))).size, 2 * 1024 * 1024);
+      await post(socket, 'GraphDriver.Put', { ID: id });
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.on('exit', resolve));
+    }
+  });
 });
+
+/** Starts `npm start`'s program and resolves once it logs that it listens. */
+async function startMain(env: NodeJS.ProcessEnv): Promise<ChildProcessWithoutNullStreams> {
+  const child = spawn(process.execPath, [MAIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('"dmthin listening"')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`exited ${String(code)} before listening: ${out}`)));
+  });
+  return child;
+}
