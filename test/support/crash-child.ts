@@ -2,6 +2,7 @@
 // HOME, runs one operation and reports each one that finished on stdout
 // ("created ID", "deleted ID"); DMTHIN_FAILPOINT picks where it dies.
 //   node crash-child.js HOME add ID PARENT [SIZE] [--mount-parent]
+//   node crash-child.js HOME create ID        (a device with its own ext4, as thin volumes are)
 //   node crash-child.js HOME delete ID
 //   node crash-child.js HOME churn TAG        (adds and deletes until killed)
 import { promises as fsp } from 'node:fs';
@@ -25,6 +26,12 @@ async function main(): Promise<void> {
   if (op === 'add') {
     if (process.argv.includes('--mount-parent')) await mountLayer(set, parent);
     await addWithData(set, id, parent, size === undefined || size.startsWith('--') ? undefined : Number(size));
+  } else if (op === 'create') {
+    await set.createDevice(id, { size: 64 * 1024 * 1024, fs: 'ext4' });
+    const dir = await set.mountDevice(id);
+    await fsp.writeFile(path.join(dir, `${id}.txt`), id);
+    await set.unmountDevice(id);
+    process.stdout.write(`made ${id}\n`);
   } else if (op === 'delete') {
     await set.deleteDevice(id);
     process.stdout.write(`deleted ${id}\n`);

@@ -1,5 +1,5 @@
 // Crash safety: a process using the DeviceSet is killed with SIGKILL at
-// each step of AddDevice and DeleteDevice, and at random moments of a
+// each step of AddDevice, CreateDevice and DeleteDevice, and at random moments of a
 // busy loop. After every kill a restart must find metadata and pool in
 // agreement, every device that was reported created mounting with its
 // data, every reported deletion done, and thin_check happy with the
@@ -63,7 +63,7 @@ function random(seed: number): () => number {
 
 describe('crash safety (VM)', function () {
   let home = '';
-  /** devices reported created and not reported deleted, with the file each holds */
+  /** devices reported created and not reported deleted, with the file each holds (relative to its mount) */
   const expected = new Map<string, string>();
   const gone = new Set<string>();
   let kills = 0;
@@ -78,7 +78,7 @@ describe('crash safety (VM)', function () {
       const rootfs = await mountLayer(set, id);
       await fsp.writeFile(path.join(rootfs, `${id}.txt`), id);
       await set.unmountDevice(id);
-      expected.set(id, `${id}.txt`);
+      expected.set(id, `rootfs/${id}.txt`);
     }
     await set.shutdown();
   });
@@ -97,9 +97,9 @@ describe('crash safety (VM)', function () {
       assert.equal(existsSync(path.join(home, 'metadata', 'transaction-metadata')), false, 'no transaction left open');
       for (const [id, file] of expected) {
         assert.ok(set.hasDevice(id), `${id} was reported created and must still exist`);
-        const rootfs = await mountLayer(set, id);
+        const dir = await set.mountDevice(id);
         try {
-          assert.equal(await fsp.readFile(path.join(rootfs, file), 'utf8'), id, `${id} keeps its data`);
+          assert.equal(await fsp.readFile(path.join(dir, file), 'utf8'), id, `${id} keeps its data`);
         } finally {
           await set.unmountDevice(id);
         }
@@ -116,7 +116,8 @@ describe('crash safety (VM)', function () {
   function record(lines: string[]): void {
     for (const line of lines) {
       const [verb, id = ''] = line.split(' ');
-      if (verb === 'created') expected.set(id, `${id}.txt`);
+      if (verb === 'created') expected.set(id, `rootfs/${id}.txt`);
+      if (verb === 'made') expected.set(id, `${id}.txt`);
       if (verb === 'deleted') {
         expected.delete(id);
         gone.add(id);
@@ -152,6 +153,11 @@ describe('crash safety (VM)', function () {
 
   for (const point of ['add:grow-mounted', 'add:grown']) {
     it(`AddDevice with a bigger size killed at ${point}`, () => killAt(point, ['add', `g-${point.split(':')[1] ?? ''}`, 'keep-1', String(768 * MiB)]));
+  }
+
+  const createPoints = ['add:transaction-opened', 'add:thin-created', 'create:record-saved', 'create:formatted', 'add:changed', 'add:transaction-id-set'];
+  for (const point of createPoints) {
+    it(`CreateDevice (own filesystem) killed at ${point}`, () => killAt(point, ['create', `vol-${point.split(':')[1] ?? ''}`]));
   }
 
   const deletePoints = [
