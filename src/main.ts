@@ -1,7 +1,9 @@
-// The composition root: settings, the log, the one DeviceSet (opened in
-// the background under the state directory), the GraphDriver, and the HTTP
-// app on the plugin socket. SIGTERM or SIGINT: stop accepting, let the
-// requests in flight finish, then shut the DeviceSet down cleanly.
+// The composition root: settings, the log, the volume store (loaded before
+// the socket listens: dockerd's first Get must find every volume), the one
+// DeviceSet (opened in the background under the state directory; thin
+// volumes are reconciled with it once it is open), the GraphDriver, and
+// the HTTP app on the plugin socket. SIGTERM or SIGINT: stop accepting,
+// let the requests in flight finish, then shut everything down cleanly.
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
 import { loadSettings, type Settings } from './config';
@@ -12,6 +14,7 @@ import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
 import { createLogger, dmLevel, type Logger } from './log';
 import { createApp } from './server/app';
 import { listenOnSocket } from './server/listen';
+import { VolumeStore } from './volume/store';
 
 function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
@@ -42,13 +45,20 @@ async function main(): Promise<number> {
 
   const restored = await restoredInit(settings, log);
   const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log });
+  const { root, mountRoot, volumeKind, volumeSize } = settings;
+  const volumes = new VolumeStore({ root, mountRoot, volumeKind, volumeSize, pool: holder, log });
+  // Before the pool opens: the store unmounts stale volume mounts, thin ones included.
+  await volumes.load();
   holder.start(restored?.opts ?? []);
+  volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
-  const server = await listenOnSocket(createApp({ graph, log }), settings.socket);
+  const server = await listenOnSocket(createApp({ graph, volumes, log }), settings.socket);
   log.info('dmthin listening', {
     socket: settings.socket,
     root: settings.root,
-    serves: ['Plugin.Activate', 'GraphDriver.*'],
+    mountRoot,
+    volumeKind,
+    serves: ['Plugin.Activate', 'GraphDriver.*', 'VolumeDriver.*'],
     devicemapper: dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`',
     graphdriverHome: restored?.home ?? null,
   });
@@ -59,6 +69,7 @@ async function main(): Promise<number> {
   });
   log.info('shutting down: finishing requests in flight');
   await close(server);
+  await volumes.shutdown();
   await holder.shutdown();
   log.info('stopped');
   return 0;

@@ -2,10 +2,10 @@
 // device with its filesystem, one snapshot per layer, their metadata, and
 // their mounts. Pool changes run one at a time under a transaction that a
 // restart can roll back; mounts of different devices run independently.
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { blockdev, dm, fs as kfs, thin } from '../devmapper';
+import { blockdev, dm, fs as kfs, mountinfo, thin } from '../devmapper';
 import { SECTOR_SIZE } from '../devmapper/thin';
 import { DmthinError, isErrno } from '../errors';
 import type { Logger } from '../log';
@@ -57,6 +57,8 @@ export interface MountOptions {
   /** where to mount it; default <home>/mnt/<hash> */
   target?: string;
   mountLabel?: string;
+  /** mount options for this mount only, after dm.mountopt (a thin volume's noinit_itable) */
+  options?: readonly string[];
 }
 
 /** What a device holds, for volume Status. */
@@ -184,11 +186,10 @@ export class DeviceSet {
     for (const d of await dm.list()) {
       if (d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name) ours.add(`${d.major}:${d.minor}`);
     }
-    const mountpoints = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((line) => line.split(' '))
-      .filter((fields) => ours.has(fields[2] ?? ''))
-      .map((fields) => unescapeMountPath(fields[4] ?? ''))
+    const mountpoints = mountinfo
+      .readMountinfo()
+      .filter((m) => ours.has(m.device))
+      .map((m) => m.mountpoint)
       .sort((a, b) => b.length - a.length);
     for (const target of mountpoints) {
       this.log.info('unmounting a stale mount', { target });
@@ -431,7 +432,7 @@ export class DeviceSet {
       await this.activate(record);
       try {
         await fsp.mkdir(target, { recursive: true, mode: 0o755 });
-        await this.mountAt(record, target, options.mountLabel ?? '');
+        await this.mountAt(record, target, options.mountLabel ?? '', options.options ?? []);
       } catch (err) {
         await this.deactivate(this.deviceName(hash), this.deferredRemoval).catch(() => undefined);
         throw err;
@@ -474,6 +475,11 @@ export class DeviceSet {
     }
     const mapped = await this.poolLock.run(() => mappedBytesByThinId(this.pool));
     return { deviceId: record.deviceId, size: record.size, filesystem, mappedBytes: mapped.get(record.deviceId) ?? 0 };
+  }
+
+  /** The base device's filesystem: what createDevice makes when not told otherwise. */
+  get baseFilesystem(): FsType {
+    return this.fsType;
   }
 
   /** Whether metadata knows the device (faulty ones included: they exist, they are just refused). */
@@ -738,10 +744,10 @@ export class DeviceSet {
     }
   }
 
-  private async mountAt(record: DeviceRecord, dir: string, mountLabel: string): Promise<void> {
+  private async mountAt(record: DeviceRecord, dir: string, mountLabel: string, extra: readonly string[] = []): Promise<void> {
     const device = dm.devicePath(this.deviceName(record.hash));
     const filesystem = this.filesystemOf(record);
-    const { flags, data } = mountArguments(filesystem, this.options.mountOptions, mountLabel);
+    const { flags, data } = mountArguments(filesystem, [...this.options.mountOptions, ...extra], mountLabel);
     await kfs.mount(device, dir, filesystem, flags, data);
     if (filesystem === 'xfs' && this.options.xfsNospaceMaxRetries !== null) {
       const minor = (await dm.info(this.deviceName(record.hash))).minor ?? -1;
@@ -866,9 +872,4 @@ async function deferredSupport(options: DeviceSetOptions): Promise<{ deferredRem
     throw new DmthinError('EDMOPTION', 'dm.use_deferred_deletion needs deferred removal; set dm.use_deferred_removal=true');
   }
   return { deferredRemoval, deferredDeletion };
-}
-
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-function unescapeMountPath(text: string): string {
-  return text.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }

@@ -61,7 +61,7 @@ export async function growFilesystem(device: string, mountpoint: string, type: F
 }
 
 /** mount(8)'s generic options, which are MS_* flags for mount(2), not filesystem data. */
-const FLAG_OPTIONS: Record<string, { set?: keyof typeof kfs.constants; clear?: keyof typeof kfs.constants }> = {
+const FLAG_OPTIONS: Record<string, { set?: keyof typeof kfs.constants; clear?: keyof typeof kfs.constants; recursive?: true }> = {
   defaults: {},
   rw: { clear: 'MS_RDONLY' },
   ro: { set: 'MS_RDONLY' },
@@ -82,16 +82,16 @@ const FLAG_OPTIONS: Record<string, { set?: keyof typeof kfs.constants; clear?: k
   norelatime: { clear: 'MS_RELATIME' },
   strictatime: { set: 'MS_STRICTATIME' },
   lazytime: { set: 'MS_LAZYTIME' },
+  bind: { set: 'MS_BIND' },
+  rbind: { set: 'MS_BIND', recursive: true },
 };
 
 /**
- * The flags and data of mount(2) for a device: nouuid for xfs (so
- * snapshots of one filesystem mount side by side), dm.mountopt, the mount
- * label. Generic options such as noatime become flags, as mount(8) does.
+ * Comma-separated mount(8) options as mount(2) takes them: the generic
+ * words (ro, noatime, bind, ...) become MS_* flags, a later word undoing an
+ * earlier one; everything else is filesystem data, in order.
  */
-export function mountArguments(type: FsType, extra: readonly string[], mountLabel: string): { flags: number; data: string | null } {
-  const options = type === 'xfs' ? ['nouuid', ...extra] : [...extra];
-  if (mountLabel !== '') options.push(`context=${JSON.stringify(mountLabel)}`);
+export function mountFlagsAndData(options: readonly string[]): { flags: number; data: string | null } {
   let flags = 0;
   const data: string[] = [];
   for (const option of options.flatMap((o) => o.split(','))) {
@@ -102,6 +102,18 @@ export function mountArguments(type: FsType, extra: readonly string[], mountLabe
     }
     if (flag.set !== undefined) flags |= kfs.constants[flag.set];
     if (flag.clear !== undefined) flags &= ~kfs.constants[flag.clear];
+    if (flag.recursive === true) flags |= kfs.constants.MS_REC;
   }
   return { flags, data: data.length > 0 ? data.join(',') : null };
+}
+
+/**
+ * The flags and data of mount(2) for a device: nouuid for xfs (so
+ * snapshots of one filesystem mount side by side), dm.mountopt, the mount
+ * label. Generic options such as noatime become flags, as mount(8) does.
+ */
+export function mountArguments(type: FsType, extra: readonly string[], mountLabel: string): { flags: number; data: string | null } {
+  const options = type === 'xfs' ? ['nouuid', ...extra] : [...extra];
+  if (mountLabel !== '') options.push(`context=${JSON.stringify(mountLabel)}`);
+  return mountFlagsAndData(options);
 }

@@ -23,6 +23,8 @@ export const NO_DEVICE_MAPPER =
 
 export class DeviceSetHolder {
   private opening: Promise<DeviceSet> | null = null;
+  /** the set `opening` resolved to, while it is the current one */
+  private opened: DeviceSet | null = null;
   private options: DeviceSetOptions | null = null;
 
   constructor(private readonly config: DeviceSetHolderConfig) {}
@@ -41,6 +43,11 @@ export class DeviceSetHolder {
   /** The open set, or null when there is none; for callers that can do without. */
   async tryReady(): Promise<DeviceSet | null> {
     return this.ready().catch(() => null);
+  }
+
+  /** The set if it is open right now, without waiting: for answers that must not wait for the pool (volume Get/List). */
+  current(): DeviceSet | null {
+    return this.opened;
   }
 
   /**
@@ -69,21 +76,30 @@ export class DeviceSetHolder {
   async shutdown(): Promise<void> {
     const set = await this.tryReady();
     this.opening = null;
+    this.opened = null;
     await set?.shutdown();
   }
 
   private open(options: DeviceSetOptions): Promise<DeviceSet> {
     this.options = options;
+    this.opened = null;
     if (!dm.driverLoaded()) {
       this.opening = null;
       this.config.log.warn('device-mapper is missing: layers and thin volumes are unavailable until `modprobe dm_thin_pool`');
       return Promise.reject(new DmthinError('ENODM', NO_DEVICE_MAPPER));
     }
     const { root, log } = this.config;
-    this.opening = DeviceSet.open({ home: root, options, log }).catch((err: unknown) => {
-      log.error('cannot open the thin pool', { root, code: (err as { code?: string }).code, err: String(err) });
-      throw new DmthinError('ENOPOOL', `the thin pool under ${root} cannot be opened: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    });
-    return this.opening;
+    const opening = DeviceSet.open({ home: root, options, log }).then(
+      (set) => {
+        if (this.opening === opening) this.opened = set;
+        return set;
+      },
+      (err: unknown) => {
+        log.error('cannot open the thin pool', { root, code: (err as { code?: string }).code, err: String(err) });
+        throw new DmthinError('ENOPOOL', `the thin pool under ${root} cannot be opened: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      },
+    );
+    this.opening = opening;
+    return opening;
   }
 }

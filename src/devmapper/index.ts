@@ -4,3 +4,4 @@ export * as thin from './thin';
 export * as loop from './loop';
 export * as blockdev from './blockdev';
 export * as fs from './fs';
+export * as mountinfo from './mountinfo';

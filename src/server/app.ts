@@ -1,22 +1,25 @@
-// The plugin's HTTP API: Plugin.Activate and GraphDriver.*, as dockerd
-// 20.10 calls them. Every answer is HTTP 200 with a JSON body, an error
+// The plugin's HTTP API: Plugin.Activate, GraphDriver.* and VolumeDriver.*
+// (volume-routes.ts), as dockerd 20.10 calls them. Every answer is HTTP 200 with a JSON body, an error
 // as {"Err": "..."} (dockerd then uses the message verbatim). Requests
 // carry no Content-Type, so bodies are parsed as JSON whatever they say.
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { GraphDriverApi } from '../graphdriver/types';
 import type { Logger } from '../log';
+import type { VolumeDriverApi } from '../volume/types';
+import { addVolumeRoutes } from './volume-routes';
 import { schemaError, validateInit, validateLayer, type LayerBody } from './schemas';
 
 export interface AppDeps {
   graph: GraphDriverApi;
+  volumes: VolumeDriverApi;
   log: Logger;
 }
 
 type Handler = (body: LayerBody) => Promise<object> | object;
 
 export function createApp(deps: AppDeps): express.Express {
-  const { graph, log } = deps;
+  const { graph, volumes, log } = deps;
   const app = express();
   app.disable('x-powered-by');
 
@@ -35,7 +38,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ type: () => true, limit: '1mb' }));
 
   app.post('/Plugin.Activate', (_req, res) => {
-    res.json({ Implements: ['GraphDriver'] });
+    res.json({ Implements: ['GraphDriver', 'VolumeDriver'] });
   });
 
   app.post('/GraphDriver.Init', async (req: Request, res: Response) => {
@@ -68,6 +71,8 @@ export function createApp(deps: AppDeps): express.Express {
   layer('Cleanup', false, async () => (await graph.cleanup(), {}));
   layer('Changes', true, async (b) => ({ Changes: await graph.changes(b.ID ?? '', b.Parent ?? '') }));
   layer('DiffSize', true, async (b) => ({ Size: await graph.diffSize(b.ID ?? '', b.Parent ?? '') }));
+
+  addVolumeRoutes(app, volumes);
 
   // Diff answers with the tar itself. dockerd takes any 200 body as the tar,
   // so an error found before streaming is a 500 with Err; one found midway

@@ -6,6 +6,8 @@ import { DeviceSetHolder } from '../../src/deviceset';
 import { DeviceSetDriver } from '../../src/graphdriver/driver';
 import { createLogger } from '../../src/log';
 import { createApp } from '../../src/server/app';
+import type { VolumeDriverApi } from '../../src/volume/types';
+import { notUsed } from '../support/not-used';
 import { kernelHasDeviceMapper, skipBecause } from '../support/env';
 
 describe('GraphDriver.Init without device-mapper', () => {
@@ -15,7 +17,7 @@ describe('GraphDriver.Init without device-mapper', () => {
     const root = '/var/tmp/dmthin-nodm';
     const holder = new DeviceSetHolder({ root, pluginOptions: [], log });
     holder.start([]);
-    const app = createApp({ graph: new DeviceSetDriver({ holder, root, log }), log });
+    const app = createApp({ graph: new DeviceSetDriver({ holder, root, log }), volumes: notUsed<VolumeDriverApi>('volumes'), log });
     const res = await request(app).post('/GraphDriver.Init').send('{"Home":"/var/tmp/dmthin-nodm","Opts":null}\n').unset('Content-Type');
     assert.equal(res.status, 200);
     assert.match(String((res.body as { Err?: string }).Err), /device-mapper is not available in this kernel: load it with `modprobe dm_thin_pool`/);

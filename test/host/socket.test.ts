@@ -9,9 +9,10 @@ import { createApp } from '../../src/server/app';
 import { listenOnSocket } from '../../src/server/listen';
 import type { GraphDriverApi } from '../../src/graphdriver/types';
 import { createLogger } from '../../src/log';
+import { notUsed } from '../support/not-used';
 import { postUnix } from '../support/unix-http';
+import type { VolumeDriverApi } from '../../src/volume/types';
 
-const unused = new Proxy({}, { get: () => () => { throw new Error('not used'); } }) as GraphDriverApi;
 
 const post = (socketPath: string, method: string) => postUnix(socketPath, method);
 
@@ -21,7 +22,7 @@ function close(server: Server): Promise<void> {
 
 describe('plugin socket', () => {
   let dir = '';
-  const app = createApp({ graph: unused, log: createLogger('error') });
+  const app = createApp({ graph: notUsed<GraphDriverApi>('graph'), volumes: notUsed<VolumeDriverApi>('volumes'), log: createLogger('error') });
 
   beforeEach(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dmthin-sock-'));
@@ -37,7 +38,7 @@ describe('plugin socket', () => {
       assert.equal((await fsp.stat(socketPath)).mode & 0o777, 0o660);
       const res = await post(socketPath, 'Plugin.Activate');
       assert.equal(res.status, 200);
-      assert.deepEqual(res.body, { Implements: ['GraphDriver'] });
+      assert.deepEqual(res.body, { Implements: ['GraphDriver', 'VolumeDriver'] });
     } finally {
       await close(server);
     }

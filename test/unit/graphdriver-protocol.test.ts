@@ -9,6 +9,8 @@ import type { CreateRequest, GraphDriverApi } from '../../src/graphdriver/types'
 import { DmthinError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { bufferBody } from '../support/tar';
+import { notUsed } from '../support/not-used';
+import type { VolumeDriverApi } from '../../src/volume/types';
 import { Readable } from 'node:stream';
 import { ChangeKind, type Change } from '../../src/graphdriver/changes';
 
@@ -92,13 +94,13 @@ describe('GraphDriver protocol', () => {
 
   beforeEach(() => {
     graph = new FakeGraph();
-    app = createApp({ graph, log });
+    app = createApp({ graph, volumes: notUsed<VolumeDriverApi>('volumes'), log });
   });
 
   it('activates with an empty body', async () => {
     const res = await call(app, 'Plugin.Activate');
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body, { Implements: ['GraphDriver'] });
+    assert.deepEqual(res.body, { Implements: ['GraphDriver', 'VolumeDriver'] });
   });
 
   it('passes Init its Home and Opts, with null Opts and id maps accepted', async () => {

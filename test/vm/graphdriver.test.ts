@@ -11,6 +11,8 @@ import { createApp } from '../../src/server/app';
 import { requireRoot, requireVm } from '../support/env';
 import { quietLog, SMALL, tempHome } from '../support/deviceset';
 import { bufferBody, makeTar } from '../support/tar';
+import { notUsed } from '../support/not-used';
+import type { VolumeDriverApi } from '../../src/volume/types';
 
 const IMAGE = '1'.repeat(64);
 const CONTAINER = '2'.repeat(64);
@@ -30,7 +32,7 @@ async function startPlugin(root: string): Promise<{ app: ReturnType<typeof creat
   const restored = await loadInitRecord(root);
   const holder = new DeviceSetHolder({ root, pluginOptions: SMALL, log: quietLog });
   holder.start(restored?.opts ?? []);
-  return { app: createApp({ graph: new DeviceSetDriver({ holder, root, log: quietLog, restored }), log: quietLog }), holder };
+  return { app: createApp({ graph: new DeviceSetDriver({ holder, root, log: quietLog, restored }), volumes: notUsed<VolumeDriverApi>('volumes'), log: quietLog }), holder };
 }
 
 describe('GraphDriver on a thin pool (VM)', function () {

@@ -42,7 +42,7 @@ describe('the dmthin process (VM)', function () {
       });
       child.on('exit', (code) => reject(new Error(`exited ${String(code)} before listening: ${out}${err}`)));
     });
-    assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver'] });
+    assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver', 'VolumeDriver'] });
     assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
     assert.ok(existsSync(path.join(root, 'devicemapper', 'data')), 'the default pool lives in sparse files under DMTHIN_ROOT');
     const id = 'e'.repeat(64);
