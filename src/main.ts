@@ -47,7 +47,7 @@ async function main(): Promise<number> {
   const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log });
   const { root, mountRoot, volumeKind, volumeSize } = settings;
   const volumes = new VolumeStore({ root, mountRoot, volumeKind, volumeSize, pool: holder, log });
-  // Before the pool opens: the store unmounts stale volume mounts, thin ones included.
+  // Before the pool opens; the DeviceSet unmounts stale thin volume mounts as it opens.
   await volumes.load();
   holder.start(restored?.opts ?? []);
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));

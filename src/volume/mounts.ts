@@ -7,14 +7,17 @@ import { fs as kfs, mountinfo } from '../devmapper';
 import { DmthinError } from '../errors';
 import { maskSecrets, plainMountArguments, type PlainSpec } from './options';
 
-/** Mountpoints at `dir` or below it (`below` only: strictly below), deepest first. */
-export function mountpointsUnder(dir: string, { includeSelf = true } = {}): string[] {
+/** Mounts at `dir` or below it (includeSelf false: strictly below), deepest first. */
+export function mountsUnder(dir: string, { includeSelf = true } = {}): mountinfo.MountEntry[] {
   const prefix = `${dir.replace(/\/+$/, '')}/`;
   return mountinfo
     .readMountinfo()
-    .map((m) => m.mountpoint)
-    .filter((mp) => mp.startsWith(prefix) || (includeSelf && mp === dir))
-    .sort((a, b) => b.length - a.length);
+    .filter((m) => m.mountpoint.startsWith(prefix) || (includeSelf && m.mountpoint === dir))
+    .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
+}
+
+export function mountpointsUnder(dir: string, options: { includeSelf?: boolean } = {}): string[] {
+  return mountsUnder(dir, options).map((m) => m.mountpoint);
 }
 
 /** Unmounts (detached, as Docker's local driver does) every mountpoint given, deepest first; returns what could not be. */

@@ -24,7 +24,7 @@ import { DmthinError } from '../errors';
 import { VOLUME_DEVICE_PREFIX } from '../graphdriver/driver';
 import type { VolumeKind } from '../config';
 import type { Logger } from '../log';
-import { bindMount, mountPlain, mountpointsUnder, removeEmptyDir, removeTree, unmountAll } from './mounts';
+import { bindMount, mountPlain, mountpointsUnder, mountsUnder, removeEmptyDir, removeTree, unmountAll } from './mounts';
 import { checkVolumeName, volumeDeviceHash } from './names';
 import { MIN_XFS_SIZE, parseVolumeOptions, shownOptions, type PlainSpec, type ThinSpec } from './options';
 import { checkRecord, newRecord, readVolumeRecord, writeVolumeRecord, type RecordState, type VolumeRecord } from './record';
@@ -75,6 +75,8 @@ const USAGE_TIMEOUT_MS = 2000;
  */
 const EXT4_MKFS_ARGS = ['-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1'];
 const EXT4_MOUNT_OPTIONS = ['noinit_itable'];
+/** /dev/mapper/<DeviceSet prefix>-vol-<sha256>: a thin volume's device, as mountinfo names its source. */
+const THIN_VOLUME_DEVICE = new RegExp(`^/dev/mapper/.+-${VOLUME_DEVICE_PREFIX}[0-9a-f]{64}$`);
 
 export class VolumeStore implements VolumeDriverApi {
   private readonly volumes = new Map<string, Volume>();
@@ -103,8 +105,11 @@ export class VolumeStore implements VolumeDriverApi {
     const { log } = this.config;
     await fsp.mkdir(this.volumesDir, { recursive: true, mode: 0o701 });
     if (!this.legacyLayout) await fsp.mkdir(this.mountsDir, { recursive: true, mode: 0o755 });
-    const stale = mountpointsUnder(this.volumesDir, { includeSelf: false });
-    if (!this.legacyLayout) stale.push(...mountpointsUnder(this.mountsDir, { includeSelf: false }));
+    const found = mountsUnder(this.volumesDir, { includeSelf: false });
+    if (!this.legacyLayout) found.push(...mountsUnder(this.mountsDir, { includeSelf: false }));
+    // A thin volume's device may have been left suspended (killed mid-clone); unmounting it
+    // now would hang. The DeviceSet resumes it, then unmounts it, as it opens.
+    const stale = found.filter((m) => !THIN_VOLUME_DEVICE.test(m.source)).map((m) => m.mountpoint);
     for (const mountpoint of stale) log.info('unmounting a stale volume mount', { mountpoint });
     for (const { mountpoint, err } of await unmountAll(stale)) log.warn('cannot unmount a stale volume mount', { mountpoint, err });
 
@@ -128,7 +133,7 @@ export class VolumeStore implements VolumeDriverApi {
       this.volumes.set(entry.name, { name: entry.name, createdAt: await this.createdAt(dir, state), state, mountIds: new Set() });
     }
     if (!this.legacyLayout) await this.removeUnusedMountpoints();
-    log.info('volumes loaded', { volumes: this.volumes.size, staleMounts: stale.length, layout: this.legacyLayout ? 'local' : 'mount root' });
+    log.info('volumes loaded', { volumes: this.volumes.size, staleMounts: stale.length, staleThinMounts: found.length - stale.length, layout: this.legacyLayout ? 'local' : 'mount root' });
   }
 
   /** Reconciles the pool's vol- devices once it is open; for main to start in the background. */
