@@ -213,6 +213,7 @@ export class VolumeStore implements VolumeDriverApi {
       const mountpoint = this.mountpoint(name);
       if (volume.mountIds.size === 0) await this.mountVolume(volume, mountpoint);
       volume.mountIds.add(id);
+      this.config.log.debug('volume mounted', { volume: name, id, mountpoint, mounts: volume.mountIds.size });
       return mountpoint;
     });
   }
@@ -228,6 +229,7 @@ export class VolumeStore implements VolumeDriverApi {
       }
       if (volume.mountIds.size === 1) await this.unmountVolume(volume);
       volume.mountIds.delete(id);
+      this.config.log.debug('volume unmounted', { volume: name, id, mounts: volume.mountIds.size });
     });
   }
 
