@@ -4,6 +4,7 @@
 import { benchDmCycle, formatDmCycle } from './dm-cycle';
 import { benchDeviceSetOps, formatDeviceSetOps } from './deviceset-ops';
 import { benchDeviceSetScale, formatDeviceSetScale } from './deviceset-scale';
+import { benchVolumes, formatVolumes } from './volumes';
 
 const rounds = Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '30');
 
@@ -19,6 +20,10 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
   'deviceset-scale': async () => {
     const rows = await benchDeviceSetScale(Number(process.env['DMTHIN_BENCH_SCALE'] ?? '1000'), 7);
     return { text: formatDeviceSetScale(rows), data: { rows } };
+  },
+  volumes: async () => {
+    const r = await benchVolumes(Math.min(rounds, 10));
+    return { text: formatVolumes(r), data: r };
   },
 };
 
