@@ -178,11 +178,12 @@ export class VolumeStore implements VolumeDriverApi {
       if (volume.mountIds.size > 0) {
         throw new DmthinError('EBUSY', `volume ${name} is in use: mounted for ${volume.mountIds.size} container mount(s); stop the containers using it first`);
       }
+      // A thin volume, or one whose opts.json cannot say, may own a device. Once the
+      // set is open, a stale mount of that device is gone too.
+      const set = this.mayOwnDevice(volume) ? await this.reconciledSetIfAny() : null;
       const dir = this.volumeDir(name);
       const mounted = [...mountpointsUnder(dir), ...(this.legacyLayout ? [] : mountpointsUnder(this.mountpoint(name)))];
       if (mounted.length > 0) throw new DmthinError('EBUSY', `volume ${name} is still mounted at ${mounted.join(', ')}; not removing it`);
-      // A thin volume, or one whose opts.json cannot say, may own a device.
-      const set = this.mayOwnDevice(volume) ? await this.reconciledSetIfAny() : null;
       const hash = volumeDeviceHash(name);
       const trash = path.join(this.volumesDir, `${REMOVING}${hash}-${randomBytes(4).toString('hex')}`);
       await fsp.rename(dir, trash);
@@ -487,7 +488,7 @@ export class VolumeStore implements VolumeDriverApi {
   /** The device's usage if the pool is open now; never waits for the pool, and not long for the device. */
   private async usage(name: string): Promise<UsageLookup> {
     const set = this.config.pool.current();
-    if (set === null) return { kind: 'unavailable', reason: 'the thin pool is not open (yet)' };
+    if (set === null) return { kind: 'unavailable', reason: 'the thin pool is not open' };
     const hash = volumeDeviceHash(name);
     const faulty = set.faultyDevices().find((f) => f.hash === hash);
     if (faulty !== undefined) return { kind: 'error', reason: `thin device ${hash} is faulty: ${faulty.reason}` };
