@@ -35,7 +35,8 @@ const schema: JSONSchemaType<VolumeRecord> = {
   properties: {
     Version: { type: 'integer', const: VERSION },
     Kind: { type: 'string', enum: ['plain', 'thin'] },
-    CreatedAt: { type: 'string', format: 'date-time' as never, pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' },
+    // RFC 3339, as dockerd decodes CreatedAt.
+    CreatedAt: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$' },
     Options: { type: 'object', additionalProperties: { type: 'string' }, required: [] },
     Thin: {
       type: 'object',
@@ -51,8 +52,7 @@ const schema: JSONSchemaType<VolumeRecord> = {
   required: ['Version', 'Kind', 'CreatedAt', 'Options'],
 };
 
-// No format plugin: the pattern above is the RFC 3339 check.
-const validate = new Ajv({ allErrors: false, strict: false, validateFormats: false }).compile(schema);
+const validate = new Ajv({ allErrors: false }).compile(schema);
 
 /** What a volume's record says, checked: its spec, or why it cannot be used. */
 export type RecordState =

@@ -36,7 +36,7 @@ async function status(store: VolumeStore, name: string): Promise<Record<string, 
   return info.Status;
 }
 
-/** Writes `bytes` in 1 MiB chunks, fsyncs, and resolves to what was written before an error, with the error. */
+/** Writes `bytes` in 1 MiB chunks, fsyncs (after an error too), and resolves to what was written, with the error. */
 async function fill(file: string, bytes: number): Promise<{ written: number; err: NodeJS.ErrnoException | null }> {
   const handle = await fsp.open(file, 'w');
   let written = 0;
@@ -46,6 +46,8 @@ async function fill(file: string, bytes: number): Promise<{ written: number; err
     await handle.sync();
     return { written, err: null };
   } catch (err) {
+    // What did fit must reach the device before its use is measured.
+    await handle.sync().catch(() => undefined);
     return { written, err: err as NodeJS.ErrnoException };
   } finally {
     await handle.close();
