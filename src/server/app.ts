@@ -23,6 +23,18 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
+  // DMTHIN_LOG_LEVEL=debug: one line per call, with how long it took.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const body = (req.body ?? {}) as { ID?: unknown; Name?: unknown };
+      const about = body.ID ?? body.Name ?? req.query['id'];
+      log.debug('request', { method: req.path.slice(1), about: typeof about === 'string' ? about : undefined, ms: Math.round(ms * 10) / 10 });
+    });
+    next();
+  });
+
   // ApplyDiff's body is the raw layer tar: streamed to the driver, never parsed as JSON.
   app.post('/GraphDriver.ApplyDiff', async (req: Request, res: Response) => {
     const id = typeof req.query['id'] === 'string' ? req.query['id'] : '';
