@@ -1,6 +1,6 @@
 // Long-running helpers for end-to-end tests: dmthin and dockerd.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, promises as fsp } from 'node:fs';
 
 export interface Started {
   child: ChildProcess;
@@ -32,4 +32,11 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Prints the last lines of a log file: a VM run's files are gone once it ends, its output stays. */
+export async function printLogTail(logFile: string, lines = 40): Promise<void> {
+  const text = await fsp.readFile(logFile, 'utf8').catch((err: unknown) => `(cannot read: ${String(err)})`);
+  const tail = text.trimEnd().split('\n').slice(-lines).join('\n');
+  process.stdout.write(`\n----- last ${lines} lines of ${logFile} -----\n${tail}\n-----\n`);
 }

@@ -1,0 +1,262 @@
+// The docker workload that dmthin must pass exactly as Docker's in-tree
+// devicemapper driver does: import a base image, build on it with the
+// legacy builder, run, diff, commit, export, save, restart, remove. Written
+// once here; the VM test runs it against both drivers and compares what
+// they give, the benchmark times each step on both.
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { fs as kfs } from '../../src/devmapper';
+import { DmthinProcess } from './dmthin-process';
+import { Dockerd } from './dockerd';
+import { run } from './exec';
+import { NET_BIND_CAPABILITY, writeBaseImageTar } from './workload-image';
+
+export const IMAGES = { base: 'wl/base:1', built: 'wl/built:1', committed: 'wl/committed:1' } as const;
+export const CONTAINERS = { run: 'wl-run', fromCommit: 'wl-from-commit', kept: 'wl-kept', live: 'wl-live' } as const;
+
+/** Every container runs offline with a fixed hostname, so both daemons write the same init layer. */
+const RUN_OPTIONS = ['--network', 'none', '--hostname', 'wl'];
+
+/**
+ * Layers that delete files and directories of lower layers, hard link,
+ * symlink, set setuid/setgid/sticky bits, chown, and make a fifo and a
+ * device node. COPY brings an owner (--chown) and a file capability from
+ * the build context; busybox cannot set xattrs itself.
+ */
+const DOCKERFILE = `FROM ${IMAGES.base}
+COPY --chown=1000:1000 owned.txt /app/owned.txt
+COPY capped-copy /app/capped-copy
+RUN rm /opt/lower/gone-file && rm -r /opt/lower/gone-dir && rm /usr/share/hl-b && rmdir /opt/lower/empty-dir && mv /usr/share/moved-from /usr/share/moved-to
+RUN mkdir -p /app/data && echo hello > /app/data/f && ln /app/data/f /app/data/f-hard && ln -s ../data/f /app/data/f-sym && ln /app/data/f-sym /app/data/sym-hard && ln -s /nowhere /app/dangling && ln /etc/group /app/group-link
+RUN chmod 4755 /app/data/f && chmod 6755 /usr/share/hl-a && mkdir /app/setgid /app/sticky && chmod 2775 /app/setgid && chmod 1777 /app/sticky && touch /app/zero && chmod 0 /app/zero
+RUN chown 1000:1000 /app/data && chown -h 1000:100 /app/data/f-sym && chown 65534:65534 /app/setgid && chown 1000:100 /opt/lower/kept
+RUN mkfifo -m 0640 /app/fifo && ln /app/fifo /app/fifo-hard && mknod -m 0620 /app/tty-node c 5 0
+RUN rm -rf /srv/tree && mkdir -p /srv/tree/new && echo new > /srv/tree/new/file && touch -d '2001-02-03 04:05:06' /srv/tree/new/file /srv/tree/new
+RUN echo more >> /app/data/f && rm /app/data/f-hard && echo appended >> /opt/implicit/child
+`;
+
+/** What the workload's container changes when it runs: `docker diff` and commit see this. */
+const RUN_SCRIPT = [
+  'echo run > /app/run-file',
+  'rm /app/dangling',
+  'rm -rf /srv/tree',
+  'chmod 0600 /etc/group',
+  'mkdir /app/rundir',
+  'ln /app/data/f /app/rundir/f-link',
+  'chown 1:1 /app/owned.txt /opt/empty',
+].join(' && ');
+
+export interface WorkloadAssets {
+  baseTar: string;
+  context: string;
+}
+
+/** The base image's tar and the build context, made once and shared by every daemon. */
+export async function prepareAssets(dir: string): Promise<WorkloadAssets> {
+  const baseTar = path.join(dir, 'base.tar');
+  const context = path.join(dir, 'context');
+  await fsp.mkdir(context, { recursive: true });
+  await writeBaseImageTar(baseTar);
+  await fsp.writeFile(path.join(context, 'Dockerfile'), DOCKERFILE);
+  await fsp.writeFile(path.join(context, 'owned.txt'), 'copied with --chown\n');
+  const capped = path.join(context, 'capped-copy');
+  await fsp.writeFile(capped, '#!/bin/sh\necho capped\n', { mode: 0o755 });
+  await kfs.lsetxattr(capped, 'security.capability', NET_BIND_CAPABILITY);
+  return { baseTar, context };
+}
+
+export type StatusRows = Array<[string, string]>;
+
+export interface GraphDriverInfo {
+  Name: string;
+  Data: Record<string, string>;
+}
+
+/** The workload's steps on one daemon; outputs land in `out`. */
+export class Workload {
+  constructor(
+    readonly daemon: Dockerd,
+    readonly out: string,
+    readonly assets: WorkloadAssets,
+  ) {}
+
+  private docker(...args: string[]): Promise<string> {
+    return this.daemon.docker(...args);
+  }
+
+  async importBase(): Promise<void> {
+    await this.docker('import', this.assets.baseTar, IMAGES.base);
+  }
+
+  /** The legacy builder (DOCKER_BUILDKIT=0), offline, never from cache. */
+  async build(): Promise<void> {
+    await this.daemon.dockerWith({ DOCKER_BUILDKIT: '0' }, 'build', '--network', 'none', '--no-cache', '-t', IMAGES.built, this.assets.context);
+  }
+
+  /** Runs the container that changes files; it exits when done. */
+  async run(): Promise<void> {
+    await this.docker('run', '--name', CONTAINERS.run, ...RUN_OPTIONS, IMAGES.built, 'sh', '-c', RUN_SCRIPT);
+  }
+
+  /** `docker diff` of the run container, sorted. */
+  async diff(): Promise<string[]> {
+    return lines(await this.docker('diff', CONTAINERS.run)).sort();
+  }
+
+  async commit(): Promise<void> {
+    await this.docker('commit', CONTAINERS.run, IMAGES.committed);
+  }
+
+  /** A container of the committed image, created but not started. */
+  async createFromCommit(): Promise<void> {
+    await this.docker('create', '--name', CONTAINERS.fromCommit, ...RUN_OPTIONS, IMAGES.committed, 'true');
+  }
+
+  /** `docker export` of a container into a file; resolves to its path. */
+  async exportContainer(name: string): Promise<string> {
+    const file = path.join(this.out, `export-${name}.tar`);
+    await this.docker('export', '-o', file, name);
+    return file;
+  }
+
+  /** `docker save` of the committed image into a file; resolves to its path. */
+  async save(): Promise<string> {
+    const file = path.join(this.out, 'save.tar');
+    await this.docker('save', '-o', file, IMAGES.committed);
+    return file;
+  }
+
+  /** An exited container with a file in its own layer, to outlive a daemon restart. */
+  async createKept(): Promise<string> {
+    return this.docker('run', '--name', CONTAINERS.kept, ...RUN_OPTIONS, IMAGES.built, 'sh', '-c', 'cat /kept 2>/dev/null; echo kept > /kept');
+  }
+
+  /** Starts the kept container again: its output is what the last run left in its layer. */
+  async startKept(): Promise<string> {
+    return this.docker('start', '-a', CONTAINERS.kept);
+  }
+
+  async restartDockerd(): Promise<void> {
+    await this.daemon.restart();
+  }
+
+  /** A container that keeps running (busybox sleep). */
+  async startLive(): Promise<void> {
+    await this.docker('run', '-d', '--name', CONTAINERS.live, ...RUN_OPTIONS, IMAGES.built, 'sleep', '3600');
+  }
+
+  execInLive(script: string): Promise<string> {
+    return this.docker('exec', CONTAINERS.live, 'sh', '-c', script);
+  }
+
+  /** Removes the workload's containers (running ones are stopped first). */
+  async rm(): Promise<void> {
+    const names = new Set(lines(await this.docker('ps', '-a', '--format', '{{.Names}}')));
+    const ours = Object.values(CONTAINERS).filter((n) => names.has(n));
+    if (ours.length > 0) await this.docker('rm', '-f', ...ours);
+  }
+
+  /** Removes the workload's images, newest first, with the build's intermediate images. */
+  async rmi(): Promise<void> {
+    const tags = new Set(lines(await this.docker('images', '--format', '{{.Repository}}:{{.Tag}}')));
+    const ours = [IMAGES.committed, IMAGES.built, IMAGES.base].filter((t) => tags.has(t));
+    if (ours.length > 0) await this.docker('rmi', ...ours);
+  }
+
+  async containers(): Promise<string[]> {
+    return lines(await this.docker('ps', '-a', '--format', '{{.Names}}')).sort();
+  }
+
+  async images(): Promise<string[]> {
+    return lines(await this.docker('images', '--format', '{{.Repository}}:{{.Tag}}')).sort();
+  }
+
+  /** The storage driver's rows of `docker info`. */
+  async statusRows(): Promise<StatusRows> {
+    return JSON.parse(await this.docker('info', '--format', '{{json .DriverStatus}}')) as StatusRows;
+  }
+
+  async graphDriver(container: string): Promise<GraphDriverInfo> {
+    return JSON.parse(await this.docker('inspect', '--format', '{{json .GraphDriver}}', container)) as GraphDriverInfo;
+  }
+}
+
+function lines(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+}
+
+export interface SavedImage {
+  /** each layer's tar, bottom first */
+  layers: string[];
+  /** the config's rootfs.diff_ids, bottom first */
+  diffIds: string[];
+}
+
+/** Unpacks a `docker save` tar into `dir` and names its layer tars in order. */
+export async function unpackSave(file: string, dir: string): Promise<SavedImage> {
+  await fsp.mkdir(dir, { recursive: true });
+  await run('tar', ['-xf', file, '-C', dir]);
+  const manifest = JSON.parse(await fsp.readFile(path.join(dir, 'manifest.json'), 'utf8')) as Array<{ Config: string; Layers: string[] }>;
+  const [image] = manifest;
+  if (image === undefined || manifest.length !== 1) throw new Error(`${file}: expected one image in manifest.json, found ${manifest.length}`);
+  const config = JSON.parse(await fsp.readFile(path.join(dir, image.Config), 'utf8')) as { rootfs: { diff_ids: string[] } };
+  return { layers: image.Layers.map((l) => path.join(dir, l)), diffIds: config.rootfs.diff_ids };
+}
+
+/** The same for both drivers; the last one is what the in-tree driver needs in a VM without udev. */
+const STORAGE_OPTS = ['dm.loopdatasize=8G', 'dm.loopmetadatasize=256M', 'dm.basesize=1G', 'dm.override_udev_sync_check=true'];
+
+/**
+ * The two sides of the comparison in one VM: dmthin as a plain process on
+ * its legacy socket under a dockerd started with `--experimental -s
+ * dmthin`, and a dockerd on the in-tree devicemapper driver, each with
+ * its own data-root and the same storage options.
+ */
+export class DriverPair {
+  readonly plugin: DmthinProcess;
+  readonly inTree: Workload;
+  readonly dmthin: Workload;
+
+  constructor(top: string, assets: WorkloadAssets) {
+    const opts = STORAGE_OPTS.flatMap((o) => ['--storage-opt', o]);
+    this.plugin = new DmthinProcess(path.join(top, 'dmthin-root'), path.join(top, 'dmthin.log'));
+    const inTree = new Dockerd(path.join(top, 'in-tree'), 'devicemapper', ['--storage-driver=devicemapper', ...opts]);
+    const dmthin = new Dockerd(path.join(top, 'dmthin'), 'dmthin', ['--experimental', '-s', 'dmthin', ...opts]);
+    this.inTree = new Workload(inTree, inTree.dir, assets);
+    this.dmthin = new Workload(dmthin, dmthin.dir, assets);
+  }
+
+  get daemons(): Dockerd[] {
+    return [this.inTree.daemon, this.dmthin.daemon];
+  }
+
+  async start(): Promise<void> {
+    await this.plugin.start();
+    for (const d of this.daemons) await d.start();
+  }
+
+  /** Stops both daemons, then the plugin; resolves to the plugin's exit code. */
+  async stop(): Promise<number | null> {
+    for (const d of this.daemons) await d.stop();
+    return this.plugin.stop();
+  }
+}
+
+export interface TimedStep {
+  name: string;
+  run: (w: Workload) => Promise<unknown>;
+}
+
+/** The steps the benchmark times, in the order a round runs them; the round leaves nothing behind. */
+export const TIMED_STEPS: readonly TimedStep[] = [
+  { name: 'import', run: (w) => w.importBase() },
+  { name: 'build (legacy, 9 steps)', run: (w) => w.build() },
+  { name: 'run', run: (w) => w.run() },
+  { name: 'diff', run: (w) => w.diff() },
+  { name: 'commit', run: (w) => w.commit() },
+  { name: 'export', run: (w) => w.exportContainer(CONTAINERS.run) },
+  { name: 'save', run: (w) => w.save() },
+  { name: 'restart dockerd', run: (w) => w.restartDockerd() },
+  { name: 'rm', run: (w) => w.rm() },
+  { name: 'rmi', run: (w) => w.rmi() },
+];
