@@ -11,13 +11,17 @@ import { paxHeaderEntry, paxRecord } from './pax-header';
 
 type EntryHeader = Partial<tar.Header> & { name: string };
 
+const S_IFREG = 0o100000;
+
 /** The tar stream of `list` (from changes()), read from the mounted layer. */
 export function exportChanges(layer: string, list: readonly Change[]): Readable {
   const pack = tar.pack();
+  // Whiteouts are dated like the in-tree driver's: when the diff is made.
+  const now = new Date();
   void (async () => {
     const links = new Map<bigint, string>();
     try {
-      for (const change of list) await addEntry(pack, layer, change, links);
+      for (const change of list) await addEntry(pack, layer, change, links, now);
       pack.finalize();
     } catch (err) {
       pack.destroy(err instanceof Error ? err : new Error(String(err)));
@@ -40,18 +44,22 @@ function entry(pack: tar.Pack, header: EntryHeader, body?: Readable): Promise<vo
   });
 }
 
-async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Map<bigint, string>): Promise<void> {
+async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Map<bigint, string>, now: Date): Promise<void> {
   const name = change.Path.replace(/^\//, '');
   if (change.Kind === ChangeKind.Delete) {
+    // Permissions 0, root, empty: the in-tree driver's whiteout header. The
+    // mode is S_IFREG alone because tar-stream reads a mode of 0 as unset.
     const whiteout = path.posix.join(path.posix.dirname(name), `${WHITEOUT_PREFIX}${path.posix.basename(name)}`);
-    await entry(pack, { name: whiteout, type: 'file', size: 0, mode: 0o600, mtime: new Date(0) });
+    await entry(pack, { name: whiteout, type: 'file', size: 0, mode: S_IFREG, uid: 0, gid: 0, mtime: now });
     return;
   }
   const file = path.join(layer, change.Path);
   const st = await fsp.lstat(file, { bigint: true });
   const header: EntryHeader = {
     name,
-    mode: Number(st.mode) & 0o7777,
+    // With the type bits, as the in-tree driver writes it; tar-stream keeps
+    // the low 12 bits, and would read permissions 0 alone as unset.
+    mode: Number(st.mode),
     uid: Number(st.uid),
     gid: Number(st.gid),
     mtime: new Date(Number(st.mtimeMs)),
@@ -63,6 +71,13 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
     (pack as unknown as { push(chunk: Buffer): boolean }).push(paxHeaderEntry(records));
   }
   if (st.isDirectory()) return entry(pack, { ...header, type: 'directory' });
+  if (st.nlink > 1n) {
+    // Any inode with more names, fifos and symlinks too: the first name
+    // carries it, the others link to that name, so the links survive.
+    const first = links.get(st.ino);
+    if (first !== undefined) return entry(pack, { ...header, type: 'link', linkname: first });
+    links.set(st.ino, name);
+  }
   if (st.isSymbolicLink()) return entry(pack, { ...header, type: 'symlink', linkname: await fsp.readlink(file) });
   if (st.isFIFO()) return entry(pack, { ...header, type: 'fifo' });
   if (st.isCharacterDevice() || st.isBlockDevice()) {
@@ -70,11 +85,6 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
     const devmajor = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
     const devminor = (rdev & 0xff) | ((rdev >> 12) & ~0xff);
     return entry(pack, { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor, devminor });
-  }
-  if (st.nlink > 1n) {
-    const first = links.get(st.ino);
-    if (first !== undefined) return entry(pack, { ...header, type: 'link', linkname: first });
-    links.set(st.ino, name);
   }
   return entry(pack, { ...header, type: 'file', size: Number(st.size) }, createReadStream(file));
 }

@@ -11,6 +11,7 @@ import { ChangeKind, changes, changesSize } from '../../src/graphdriver/changes'
 import { exportChanges } from '../../src/graphdriver/diff';
 import { fs as kfs } from '../../src/devmapper';
 import { requireRoot } from '../support/env';
+import { listTar } from '../support/tar-listing';
 
 /** Every path under dir with type, mode, owner, link target and content, for comparing trees. */
 async function describeTree(dir: string, rel = ''): Promise<string[]> {
@@ -109,6 +110,30 @@ describe('layer changes and diffs (root)', function () {
     execFileSync('cp', ['-a', parent, copy]);
     await applyTar(copy, exportChanges(layer, await changes(layer, parent)));
     assert.deepEqual(await kfs.lgetxattr(path.join(copy, 'new/ping'), 'security.capability'), capability);
+  });
+
+  it('keeps hard links of fifos and symlinks, and a mode of 0000, through Diff and ApplyDiff', async () => {
+    execFileSync('mkfifo', [path.join(layer, 'new/fifo')]);
+    await fsp.link(path.join(layer, 'new/fifo'), path.join(layer, 'new/fifo-hard'));
+    await fsp.link(path.join(layer, 'new/link'), path.join(layer, 'new/link-hard'));
+    await fsp.writeFile(path.join(layer, 'new/zero'), 'z');
+    await fsp.chmod(path.join(layer, 'new/zero'), 0);
+    const copy = path.join(top, 'copy');
+    execFileSync('cp', ['-a', parent, copy]);
+    await applyTar(copy, exportChanges(layer, await changes(layer, parent)));
+    const ino = async (p: string) => (await fsp.lstat(path.join(copy, p))).ino;
+    assert.equal(await ino('new/fifo-hard'), await ino('new/fifo'));
+    assert.equal(await ino('new/link-hard'), await ino('new/link'));
+    assert.equal((await fsp.stat(path.join(copy, 'new/zero'))).mode & 0o7777, 0);
+  });
+
+  it('writes whiteouts as the in-tree driver does: permissions 0, root, empty, dated when the diff is made', async () => {
+    const start = Math.floor(Date.now() / 1000);
+    const tar = await listTar(exportChanges(layer, await changes(layer, parent)));
+    const whiteout = tar.items.get('etc/.wh.hosts');
+    assert.ok(whiteout !== undefined, `a whiteout for /etc/hosts among ${tar.order.join(', ')}`);
+    assert.deepEqual([whiteout.type, whiteout.mode, whiteout.uid, whiteout.gid, whiteout.size], ['file', 0, 0, 0, 0]);
+    assert.ok(whiteout.mtime >= start && whiteout.mtime <= Date.now() / 1000 + 1, `dated now, not ${whiteout.mtime}`);
   });
 
   it('exports the whole layer when there is no parent', async () => {
