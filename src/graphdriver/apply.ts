@@ -14,6 +14,7 @@ export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 /** AUFS keeps hard link targets here; they carry nothing a layer needs. */
 const AUFS_LINK_DIR = '.wh..wh.plnk';
+const MISSING_PARENT_MODE = 0o600;
 
 type Header = tar.Header;
 /** An entry's content: tar-stream's (streamx) readable, iterated chunk by chunk. */
@@ -56,20 +57,21 @@ async function applyEntry(root: string, h: Header, xattrs: Map<string, Buffer>, 
   const parts = entryParts(h.name);
   if (parts.length === 0) {
     // The root itself: only its metadata.
-    if (h.type === 'directory') await setMetadata(root, h, xattrs, false);
+    if (h.type === 'directory') {
+      await setMetadata(root, h, xattrs, METADATA_ALL);
+      dirTimes.push({ dir: root, mtime: h.mtime });
+    }
     return;
   }
   if (parts[0] === AUFS_LINK_DIR) return;
   const base = parts[parts.length - 1] as string;
   const parent = await resolveInRoot(root, parts.slice(0, -1));
-  await fsp.mkdir(parent, { recursive: true, mode: 0o755 });
+  // A tar that skips a directory's entry gets one as the in-tree driver
+  // makes it: mode 0600, root's.
+  await fsp.mkdir(parent, { recursive: true, mode: MISSING_PARENT_MODE });
 
   if (base === OPAQUE_WHITEOUT) {
-    // Hide every lower entry of the directory; what this tar put there stays.
-    for (const name of await fsp.readdir(parent)) {
-      const child = path.join(parent, name);
-      if (!unpacked.has(child)) await fsp.rm(child, { recursive: true, force: true });
-    }
+    await hideLowerEntries(parent, unpacked);
     return;
   }
   if (base.startsWith(WHITEOUT_PREFIX)) {
@@ -100,7 +102,12 @@ async function applyEntry(root: string, h: Header, xattrs: Map<string, Buffer>, 
         throw new DmthinError('EBADTAR', `hard link ${h.name} points outside the layer: ${h.linkname}`);
       }
       await fsp.link(source, target);
-      break;
+      unpacked.add(target);
+      // The link's header describes the shared inode too, and wins, as in
+      // the in-tree driver; mode and times only when it is not a symlink.
+      const toSymlink = (await fsp.lstat(target)).isSymbolicLink();
+      await setMetadata(target, h, xattrs, toSymlink ? METADATA_OWNER_XATTRS : METADATA_ALL);
+      return;
     }
     case 'fifo':
       await kfs.mknod(target, kfs.constants.S_IFIFO | 0o600);
@@ -115,7 +122,23 @@ async function applyEntry(root: string, h: Header, xattrs: Map<string, Buffer>, 
       throw new DmthinError('EBADTAR', `tar entry ${h.name} has an unsupported type ${String(h.type)}`);
   }
   unpacked.add(target);
-  if (h.type !== 'link') await setMetadata(target, h, xattrs, h.type === 'symlink');
+  await setMetadata(target, h, xattrs, h.type === 'symlink' ? METADATA_SYMLINK : METADATA_ALL);
+}
+
+/**
+ * An opaque directory: every entry under it that this tar did not put
+ * there goes, at any depth (a directory of this tar keeps only what the
+ * tar put in it), as the in-tree driver's walk does.
+ */
+async function hideLowerEntries(dir: string, unpacked: Set<string>): Promise<void> {
+  for (const name of await fsp.readdir(dir)) {
+    const child = path.join(dir, name);
+    if (!unpacked.has(child)) {
+      await fsp.rm(child, { recursive: true, force: true });
+      continue;
+    }
+    if ((await fsp.lstat(child)).isDirectory()) await hideLowerEntries(child, unpacked);
+  }
 }
 
 async function writeBody(target: string, body: Body): Promise<void> {
@@ -138,15 +161,25 @@ async function makeRoom(target: string, isDir: boolean): Promise<void> {
   }
 }
 
+interface MetadataParts {
+  mode: boolean;
+  times: boolean;
+}
+const METADATA_ALL: MetadataParts = { mode: true, times: true };
+/** A symlink has no mode of its own, but times. */
+const METADATA_SYMLINK: MetadataParts = { mode: false, times: true };
+/** A hard link to a symlink: the in-tree driver sets neither mode nor times. */
+const METADATA_OWNER_XATTRS: MetadataParts = { mode: false, times: false };
+
 /**
  * Owner, then mode (chown clears setuid/setgid), then xattrs (chown also
  * drops security.capability), then times (a directory's are set at the end).
  */
-async function setMetadata(target: string, h: Header, xattrs: Map<string, Buffer>, isSymlink: boolean): Promise<void> {
+async function setMetadata(target: string, h: Header, xattrs: Map<string, Buffer>, parts: MetadataParts): Promise<void> {
   await fsp.lchown(target, h.uid, h.gid);
-  if (!isSymlink) await fsp.chmod(target, h.mode & 0o7777);
+  if (parts.mode) await fsp.chmod(target, h.mode & 0o7777);
   // Byte for byte, from the PAX tap: security.capability values are binary.
   for (const [name, value] of xattrs) await kfs.lsetxattr(target, name, value);
-  if (h.type !== 'directory') await fsp.lutimes(target, h.mtime, h.mtime);
+  if (parts.times && h.type !== 'directory') await fsp.lutimes(target, h.mtime, h.mtime);
 }
 

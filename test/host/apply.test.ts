@@ -53,7 +53,7 @@ describe('ApplyDiff tar engine (root)', function () {
         { name: 'home/u/', type: 'directory', mode: 0o750, uid: 1000, gid: 1000 },
         { name: 'home/u/f', body: 'mine', mode: 0o2640, uid: 1000, gid: 100 },
         { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
-        { name: 'bin/hard', type: 'link', linkname: 'bin/su' },
+        { name: 'bin/hard', type: 'link', linkname: 'bin/su', mode: 0o4755 }, // a link entry describes the inode too
         { name: 'run/fifo', type: 'fifo', mode: 0o600 },
         { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
       ]),
@@ -135,6 +135,54 @@ describe('ApplyDiff tar engine (root)', function () {
     assert.equal(await fsp.readFile(path.join(root, outside, 'evil'), 'utf8'), 'x');
     assert.equal(await fsp.readFile(path.join(root, 'outside', 'evil2'), 'utf8'), 'y');
     assert.equal(await fsp.readlink(path.join(root, 'escape')), outside, 'the symlink itself is kept as it was');
+  });
+
+  it('makes a directory the tar skipped as the in-tree driver does: mode 0600, root\'s', async () => {
+    await applyTar(root, makeTar([{ name: 'opt/implicit/deeper/child', body: 'c', uid: 1000, gid: 1000 }]));
+    for (const dir of ['opt', 'opt/implicit', 'opt/implicit/deeper']) {
+      const st = await fsp.stat(path.join(root, dir));
+      assert.deepEqual([st.mode & 0o7777, st.uid, st.gid], [0o600, 0, 0], dir);
+    }
+    assert.equal((await fsp.stat(path.join(root, 'opt/implicit/deeper/child'))).uid, 1000);
+  });
+
+  it('gives the shared inode the owner, mode and time of a hard link entry, as the in-tree driver does', async () => {
+    const late = new Date(1_700_000_000_000);
+    await applyTar(root, makeTar([
+      { name: 'bin/', type: 'directory', mode: 0o755 },
+      { name: 'bin/su', body: 'ELF', mode: 0o755 },
+      { name: 'bin/su2', type: 'link', linkname: 'bin/su', mode: 0o4755, uid: 1000, gid: 100, mtime: late },
+      { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
+      { name: 'bin/sh2', type: 'link', linkname: 'bin/sh', uid: 1000, gid: 100, mode: 0o600, mtime: late },
+    ]));
+    const su = await fsp.stat(path.join(root, 'bin/su'));
+    assert.deepEqual([su.mode & 0o7777, su.uid, su.gid, su.mtimeMs, su.nlink], [0o4755, 1000, 100, late.getTime(), 2]);
+    const sh = await fsp.lstat(path.join(root, 'bin/sh'));
+    assert.deepEqual([sh.isSymbolicLink(), sh.uid, sh.gid, sh.nlink], [true, 1000, 100, 2], 'a hard link to a symlink takes its owner');
+    assert.equal(sh.mtimeMs, 1_600_000_000_000, 'but not its time');
+  });
+
+  it('hides lower entries of an opaque directory at any depth, keeping what the tar put there', async () => {
+    await applyTar(root, makeTar([
+      { name: 'c/', type: 'directory', mode: 0o755 },
+      { name: 'c/old', body: 'o' },
+      { name: 'c/sub/', type: 'directory', mode: 0o755 },
+      { name: 'c/sub/lower', body: 'l' },
+    ]));
+    await applyTar(root, makeTar([
+      { name: 'c/', type: 'directory', mode: 0o755 },
+      { name: 'c/sub/', type: 'directory', mode: 0o700 },
+      { name: 'c/sub/upper', body: 'u' },
+      { name: 'c/.wh..wh..opq', body: '' },
+    ]));
+    assert.deepEqual(await fsp.readdir(path.join(root, 'c')), ['sub']);
+    assert.deepEqual(await fsp.readdir(path.join(root, 'c/sub')), ['upper'], 'the lower file inside a directory the tar re-sent is hidden too');
+  });
+
+  it('dates the root directory from its entry, after its children', async () => {
+    const mtime = new Date(1_400_000_000_000);
+    await applyTar(root, makeTar([{ name: './', type: 'directory', mode: 0o755, mtime }, { name: 'f', body: 'x' }]));
+    assert.equal((await fsp.stat(root)).mtimeMs, mtime.getTime());
   });
 
   it('refuses a NUL smuggled into a name through a PAX path record, writing nothing', async () => {
