@@ -4,6 +4,7 @@
 import { benchDmCycle, formatDmCycle } from './dm-cycle';
 import { benchDeviceSetOps, formatDeviceSetOps } from './deviceset-ops';
 import { benchDeviceSetScale, formatDeviceSetScale } from './deviceset-scale';
+import { benchDockerWorkload, formatDockerWorkload } from './docker-workload';
 import { benchVolumes, formatVolumes } from './volumes';
 
 const rounds = Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '30');
@@ -24,6 +25,11 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
   volumes: async () => {
     const r = await benchVolumes(Math.min(rounds, 10));
     return { text: formatVolumes(r), data: r };
+  },
+  // Minutes per round under emulation: a few rounds unless DMTHIN_BENCH_ROUNDS says otherwise.
+  'docker-workload': async () => {
+    const r = await benchDockerWorkload(Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '3'));
+    return { text: formatDockerWorkload(r), data: r };
   },
 };
 
