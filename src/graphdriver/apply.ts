@@ -1,7 +1,21 @@
 // ApplyDiff: unpack a layer tar (AUFS whiteouts, as dockerd sends them)
 // onto a directory that already holds the parent's files. Streams: the
 // tar is never held in memory.
-import { promises as fsp } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  promises as fsp,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
@@ -25,11 +39,71 @@ interface DirTimes {
   mtime: Date;
 }
 
+/**
+ * Bodies up to this size are gathered and written, with the entry's
+ * metadata, in one synchronous burst of a few system calls: a thread-pool
+ * round trip per call costs far more than the call (many times more under
+ * emulation), and ApplyDiff is one call per entry. Larger bodies stream.
+ */
+const SMALL_BODY = 1024 * 1024;
+
+/** One ApplyDiff: the layer root and what this tar has done to it so far. */
+class Applier {
+  /** entries this tar put in place (the opaque whiteout keeps these) */
+  readonly unpacked = new Set<string>();
+  /** every path this tar created, its missing parents included */
+  private readonly created = new Set<string>();
+  /** directories this tar created: nothing of a lower layer is inside them */
+  private readonly fresh = new Set<string>();
+  /** entry parent "a/b" -> its real directory, while nothing on the way is removed */
+  private readonly parents = new Map<string, string>();
+  readonly dirTimes: DirTimes[] = [];
+
+  constructor(readonly root: string) {}
+
+  /**
+   * The real directory that holds an entry (symlinks on the way followed
+   * inside the root), made if missing. A tar that skips a directory's
+   * entry gets one as the in-tree driver makes it: mode 0600, root's.
+   */
+  async parentOf(parts: readonly string[]): Promise<string> {
+    const key = parts.slice(0, -1).join('/');
+    const known = this.parents.get(key);
+    if (known !== undefined) return known;
+    const dir = await resolveInRoot(this.root, parts.slice(0, -1));
+    const first = mkdirSync(dir, { recursive: true, mode: MISSING_PARENT_MODE });
+    if (first !== undefined) {
+      for (let d = dir; d.length >= first.length; d = path.dirname(d)) this.madeDir(d);
+    }
+    this.parents.set(key, dir);
+    return dir;
+  }
+
+  madeDir(dir: string): void {
+    this.created.add(dir);
+    this.fresh.add(dir);
+  }
+
+  made(target: string): void {
+    this.created.add(target);
+    this.unpacked.add(target);
+  }
+
+  /** Whether something may be at target: not when this tar made its directory and has put nothing there. */
+  mayExist(parent: string, target: string): boolean {
+    return !this.fresh.has(parent) || this.created.has(target);
+  }
+
+  /** Something that may be a directory or a symlink was removed: resolved parents may be stale. */
+  removedTree(): void {
+    this.parents.clear();
+  }
+}
+
 /** Applies the tar stream to root; resolves to the sum of the entries' sizes, as dockerd computes a layer's size. */
 export async function applyTar(root: string, input: Readable): Promise<number> {
   const extract = tar.extract();
-  const unpacked = new Set<string>();
-  const dirTimes: DirTimes[] = [];
+  const applier = new Applier(root);
   let size = 0;
   // Not pipeline(): on a bad entry the rest of the input is drained, not
   // destroyed, so that an HTTP caller still gets the error as an answer.
@@ -39,7 +113,7 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
   try {
     for await (const entry of extract) {
       size += entry.header.size;
-      await applyEntry(root, entry.header, tap.next(), entry as unknown as Body, unpacked, dirTimes);
+      await applyEntry(applier, entry.header, tap.next(), entry as unknown as Body);
       entry.resume(); // drain whatever applyEntry did not read
     }
   } catch (err) {
@@ -49,63 +123,82 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
     throw err;
   }
   // Directory times last, deepest first: creating children changed them.
-  for (const { dir, mtime } of dirTimes.reverse()) await fsp.utimes(dir, mtime, mtime);
+  for (const { dir, mtime } of applier.dirTimes.reverse()) setDirTime(dir, mtime);
   return size;
 }
 
-async function applyEntry(root: string, h: Header, xattrs: Map<string, Buffer>, body: Body, unpacked: Set<string>, dirTimes: DirTimes[]): Promise<void> {
+/**
+ * Dates a directory an entry made, if it is still one: a later entry of
+ * the same tar may have removed it or put a symlink there, and a symlink
+ * is never followed (it may point outside the layer).
+ */
+function setDirTime(dir: string, mtime: Date): void {
+  let st: Stats;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  if (st.isDirectory()) lutimesSync(dir, mtime, mtime);
+}
+
+async function applyEntry(a: Applier, h: Header, xattrs: Map<string, Buffer>, body: Body): Promise<void> {
   const parts = entryParts(h.name);
   if (parts.length === 0) {
     // The root itself: only its metadata.
     if (h.type === 'directory') {
-      await setMetadata(root, h, xattrs, METADATA_ALL);
-      dirTimes.push({ dir: root, mtime: h.mtime });
+      await setMetadata(a.root, h, xattrs, METADATA_ALL);
+      a.dirTimes.push({ dir: a.root, mtime: h.mtime });
     }
     return;
   }
   if (parts[0] === AUFS_LINK_DIR) return;
   const base = parts[parts.length - 1] as string;
-  const parent = await resolveInRoot(root, parts.slice(0, -1));
-  // A tar that skips a directory's entry gets one as the in-tree driver
-  // makes it: mode 0600, root's.
-  await fsp.mkdir(parent, { recursive: true, mode: MISSING_PARENT_MODE });
+  const parent = await a.parentOf(parts);
 
   if (base === OPAQUE_WHITEOUT) {
-    await hideLowerEntries(parent, unpacked);
+    await hideLowerEntries(parent, a.unpacked);
+    a.removedTree();
     return;
   }
   if (base.startsWith(WHITEOUT_PREFIX)) {
     await fsp.rm(path.join(parent, base.slice(WHITEOUT_PREFIX.length)), { recursive: true, force: true });
+    a.removedTree();
     return;
   }
 
   const target = path.join(parent, base);
-  await makeRoom(target, h.type === 'directory');
+  if (a.mayExist(parent, target)) await makeRoom(a, target, h.type === 'directory');
   switch (h.type) {
     case 'directory':
-      await fsp.mkdir(target, { mode: 0o700 }).catch((err: unknown) => {
+      try {
+        mkdirSync(target, { mode: 0o700 });
+        a.madeDir(target);
+      } catch (err) {
         if (!isErrno(err, 'EEXIST')) throw err;
-      });
-      dirTimes.push({ dir: target, mtime: h.mtime });
+      }
+      a.dirTimes.push({ dir: target, mtime: h.mtime });
       break;
     case 'file':
     case 'contiguous-file':
-      await writeBody(target, body);
+      if (h.size <= SMALL_BODY) await writeSmallBody(target, body, h.size);
+      else await writeBody(target, body);
       break;
     case 'symlink':
-      await fsp.symlink(h.linkname, target);
+      symlinkSync(h.linkname, target);
       break;
     case 'link': {
       const linkParts = entryParts(h.linkname);
-      const source = path.join(await resolveInRoot(root, linkParts.slice(0, -1)), linkParts[linkParts.length - 1] ?? '');
-      if (linkParts.length === 0 || !source.startsWith(`${root}/`)) {
+      const source = path.join(await resolveInRoot(a.root, linkParts.slice(0, -1)), linkParts[linkParts.length - 1] ?? '');
+      if (linkParts.length === 0 || !source.startsWith(`${a.root}/`)) {
         throw new DmthinError('EBADTAR', `hard link ${h.name} points outside the layer: ${h.linkname}`);
       }
-      await fsp.link(source, target);
-      unpacked.add(target);
+      linkSync(source, target);
+      a.made(target);
       // The link's header describes the shared inode too, and wins, as in
       // the in-tree driver; mode and times only when it is not a symlink.
-      const toSymlink = (await fsp.lstat(target)).isSymbolicLink();
+      const toSymlink = lstatSync(target).isSymbolicLink();
       await setMetadata(target, h, xattrs, toSymlink ? METADATA_OWNER_XATTRS : METADATA_ALL);
       return;
     }
@@ -121,7 +214,7 @@ async function applyEntry(root: string, h: Header, xattrs: Map<string, Buffer>, 
     default:
       throw new DmthinError('EBADTAR', `tar entry ${h.name} has an unsupported type ${String(h.type)}`);
   }
-  unpacked.add(target);
+  a.made(target);
   await setMetadata(target, h, xattrs, h.type === 'symlink' ? METADATA_SYMLINK : METADATA_ALL);
 }
 
@@ -150,15 +243,35 @@ async function writeBody(target: string, body: Body): Promise<void> {
   }
 }
 
-/** Clears the way for a new entry: anything there goes, except a directory that stays a directory. */
-async function makeRoom(target: string, isDir: boolean): Promise<void> {
+async function writeSmallBody(target: string, body: Body, size: number): Promise<void> {
+  const data = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const chunk of body) at += chunk.copy(data, at);
+  const fd = openSync(target, 'wx', 0o600);
   try {
-    const st = await fsp.lstat(target);
-    if (isDir && st.isDirectory()) return;
-    await fsp.rm(target, { recursive: true, force: true });
-  } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    writeSync(fd, data, 0, at);
+  } finally {
+    closeSync(fd);
   }
+}
+
+/** Clears the way for a new entry: anything there goes, except a directory that stays a directory. */
+async function makeRoom(a: Applier, target: string, isDir: boolean): Promise<void> {
+  let st: Stats;
+  try {
+    st = lstatSync(target);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  if (isDir && st.isDirectory()) return;
+  if (st.isDirectory()) {
+    await fsp.rm(target, { recursive: true, force: true });
+    a.removedTree();
+    return;
+  }
+  unlinkSync(target);
+  if (st.isSymbolicLink()) a.removedTree();
 }
 
 interface MetadataParts {
@@ -176,10 +289,9 @@ const METADATA_OWNER_XATTRS: MetadataParts = { mode: false, times: false };
  * drops security.capability), then times (a directory's are set at the end).
  */
 async function setMetadata(target: string, h: Header, xattrs: Map<string, Buffer>, parts: MetadataParts): Promise<void> {
-  await fsp.lchown(target, h.uid, h.gid);
-  if (parts.mode) await fsp.chmod(target, h.mode & 0o7777);
+  lchownSync(target, h.uid, h.gid);
+  if (parts.mode) chmodSync(target, h.mode & 0o7777);
   // Byte for byte, from the PAX tap: security.capability values are binary.
   for (const [name, value] of xattrs) await kfs.lsetxattr(target, name, value);
-  if (parts.times && h.type !== 'directory') await fsp.lutimes(target, h.mtime, h.mtime);
+  if (parts.times && h.type !== 'directory') lutimesSync(target, h.mtime, h.mtime);
 }
-

@@ -137,6 +137,36 @@ describe('ApplyDiff tar engine (root)', function () {
     assert.equal(await fsp.readlink(path.join(root, 'escape')), outside, 'the symlink itself is kept as it was');
   });
 
+  it('stays inside the layer when a directory it wrote through becomes a symlink later in the same tar', async () => {
+    const old = new Date(1_000_000_000_000);
+    await fsp.utimes(outside, old, old);
+    await applyTar(root, makeTar([
+      { name: 'd/', type: 'directory', mode: 0o755 },
+      { name: 'd/first', body: '1' },
+      { name: 'd', type: 'symlink', linkname: outside },
+      { name: 'd/second', body: '2' },
+      { name: 'w/', type: 'directory', mode: 0o755 },
+      { name: 'w/first', body: '1' },
+      { name: '.wh.w', body: '' },
+      { name: 'w', type: 'symlink', linkname: '../../outside' },
+      { name: 'w/second', body: '2' },
+    ]));
+    assert.deepEqual(await fsp.readdir(outside), [], 'nothing was written outside the layer');
+    assert.equal((await fsp.stat(outside)).mtimeMs, old.getTime(), 'nor dated through the symlink');
+    assert.equal(await fsp.readFile(path.join(root, outside, 'second'), 'utf8'), '2');
+    assert.equal(await fsp.readFile(path.join(root, 'outside', 'second'), 'utf8'), '2');
+  });
+
+  it('writes bodies on either side of the streaming threshold whole', async () => {
+    const small = 'a'.repeat(1024 * 1024);
+    const large = 'b'.repeat(1024 * 1024 + 1);
+    const size = await applyTar(root, makeTar([{ name: 'small', body: small }, { name: 'large', body: large }, { name: 'empty', body: '' }]));
+    assert.equal(size, small.length + large.length);
+    assert.equal(await fsp.readFile(path.join(root, 'small'), 'utf8'), small);
+    assert.equal(await fsp.readFile(path.join(root, 'large'), 'utf8'), large);
+    assert.equal((await fsp.stat(path.join(root, 'empty'))).size, 0);
+  });
+
   it('makes a directory the tar skipped as the in-tree driver does: mode 0600, root\'s', async () => {
     await applyTar(root, makeTar([{ name: 'opt/implicit/deeper/child', body: 'c', uid: 1000, gid: 1000 }]));
     for (const dir of ['opt', 'opt/implicit', 'opt/implicit/deeper']) {
