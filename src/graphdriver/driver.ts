@@ -122,7 +122,7 @@ export class DeviceSetDriver implements GraphDriverApi {
   async diffSize(id: string, parent: string): Promise<number> {
     const { layer, lower, release } = await this.mountPair(id, parent);
     try {
-      return await changesSize(layer, await changes(layer, lower));
+      return changesSize(layer, await changes(layer, lower));
     } finally {
       await release();
     }

@@ -84,8 +84,21 @@ describe('layer changes and diffs (root)', function () {
     ]);
   });
 
+  it('lists a file whose only change is its file capability', async () => {
+    await kfs.lsetxattr(path.join(layer, 'keep/same'), 'security.capability', Buffer.from('0100000200040000000000000000000000000000', 'hex'));
+    assert.ok((await changes(layer, parent)).some((c) => c.Path === '/keep/same' && c.Kind === ChangeKind.Modify));
+  });
+
+  it('takes times that differ below the second, one of them whole (from a tar), as the same, as the in-tree driver does', async () => {
+    await fsp.utimes(path.join(parent, 'keep/same'), 1_600_000_000, 1_600_000_000);
+    await fsp.utimes(path.join(layer, 'keep/same'), 1_600_000_000.25, 1_600_000_000.25);
+    assert.ok(!(await changes(layer, parent)).some((c) => c.Path.startsWith('/keep')));
+    await fsp.utimes(path.join(layer, 'keep/same'), 1_600_000_001, 1_600_000_001);
+    assert.ok((await changes(layer, parent)).some((c) => c.Path === '/keep/same'));
+  });
+
   it('sizes the added and modified files, hard links once', async () => {
-    assert.equal(await changesSize(layer, await changes(layer, parent)), 'root\nuser\n'.length + 4);
+    assert.equal(changesSize(layer, await changes(layer, parent)), 'root\nuser\n'.length + 4);
   });
 
   it('lists every file as added when there is no parent', async () => {
