@@ -1,10 +1,11 @@
 // Diff: a tar of a layer's changes against its parent, with AUFS
 // whiteouts for deletions, streamed file by file.
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { fs as kfs } from '../devmapper';
+import { isErrno } from '../errors';
 import { WHITEOUT_PREFIX } from './apply';
 import { ChangeKind, type Change } from './changes';
 import { paxHeaderEntry, paxRecord } from './pax-header';
@@ -12,6 +13,8 @@ import { paxHeaderEntry, paxRecord } from './pax-header';
 type EntryHeader = Partial<tar.Header> & { name: string };
 
 const S_IFREG = 0o100000;
+/** Files up to this size are read in one call; larger ones stream. */
+const SMALL_BODY = 1024 * 1024;
 
 /** The tar stream of `list` (from changes()), read from the mounted layer. */
 export function exportChanges(layer: string, list: readonly Change[]): Readable {
@@ -30,12 +33,12 @@ export function exportChanges(layer: string, list: readonly Change[]): Readable 
   return pack as unknown as Readable;
 }
 
-function entry(pack: tar.Pack, header: EntryHeader, body?: Readable): Promise<void> {
+function entry(pack: tar.Pack, header: EntryHeader, body?: Readable | Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (err?: Error | null): void => (err ? reject(err) : resolve());
     // An entry without content still needs its (empty) body, or the pack waits forever.
-    if (body === undefined) {
-      pack.entry(header, '', done);
+    if (body === undefined || Buffer.isBuffer(body)) {
+      pack.entry(header, body ?? '', done);
       return;
     }
     const sink = pack.entry(header, done);
@@ -54,7 +57,15 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
     return;
   }
   const file = path.join(layer, change.Path);
-  const st = await fsp.lstat(file, { bigint: true });
+  // Synchronous stat, readlink and small reads: a thread-pool round trip per call costs more than the call.
+  let st: BigIntStats;
+  try {
+    st = lstatSync(file, { bigint: true });
+  } catch (err) {
+    // Gone since Changes saw it (a running container's file): left out, as the in-tree driver does.
+    if (isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
   const header: EntryHeader = {
     name,
     // With the type bits, as the in-tree driver writes it; tar-stream keeps
@@ -78,13 +89,18 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
     if (first !== undefined) return entry(pack, { ...header, type: 'link', linkname: first });
     links.set(st.ino, name);
   }
-  if (st.isSymbolicLink()) return entry(pack, { ...header, type: 'symlink', linkname: await fsp.readlink(file) });
+  if (st.isSymbolicLink()) return entry(pack, { ...header, type: 'symlink', linkname: readlinkSync(file) });
   if (st.isFIFO()) return entry(pack, { ...header, type: 'fifo' });
   if (st.isCharacterDevice() || st.isBlockDevice()) {
     const rdev = Number(st.rdev);
     const devmajor = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
     const devminor = (rdev & 0xff) | ((rdev >> 12) & ~0xff);
     return entry(pack, { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor, devminor });
+  }
+  if (st.size <= SMALL_BODY) {
+    const data = readFileSync(file);
+    // A running container may change a file between stat and read: the header takes what was read.
+    return entry(pack, { ...header, type: 'file', size: data.length }, data);
   }
   return entry(pack, { ...header, type: 'file', size: Number(st.size) }, createReadStream(file));
 }
