@@ -2,6 +2,7 @@
 // (volume-routes.ts), as dockerd 20.10 calls them. Every answer is HTTP 200 with a JSON body, an error
 // as {"Err": "..."} (dockerd then uses the message verbatim). Requests
 // carry no Content-Type, so bodies are parsed as JSON whatever they say.
+import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { GraphDriverApi } from '../graphdriver/types';
@@ -23,16 +24,17 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
-  // DMTHIN_LOG_LEVEL=debug: one line per call, with how long it took.
+  // DMTHIN_LOG_LEVEL=debug: one line per call, what it was about and how
+  // long it took: where a slow docker command spends its time.
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const started = process.hrtime.bigint();
-    res.once('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    if (!log.isDebugEnabled()) return next();
+    const start = performance.now();
+    res.once('close', () => {
       const body = (req.body ?? {}) as { ID?: unknown; Name?: unknown };
       const about = body.ID ?? body.Name ?? req.query['id'];
-      log.debug('request', { method: req.path.slice(1), about: typeof about === 'string' ? about : undefined, ms: Math.round(ms * 10) / 10 });
+      log.debug('request', { method: req.path.slice(1), about: typeof about === 'string' ? about : undefined, ms: Math.round(performance.now() - start) });
     });
-    next();
+    return next();
   });
 
   // ApplyDiff's body is the raw layer tar: streamed to the driver, never parsed as JSON.
