@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { startLogged, waitUntil, type Started } from './processes';
+import { logTail, startLogged, waitUntil, type Started } from './processes';
 
 export const PLUGIN_SOCKET = '/run/docker/plugins/dmthin.sock';
 const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
@@ -31,7 +31,9 @@ export class DmthinProcess {
     });
     const child = this.process.child;
     const exited = new Promise<never>((_, reject) => {
-      child.once('exit', (code) => reject(new Error(`dmthin exited with ${String(code)} while starting; see ${this.logFile}`)));
+      child.once('exit', (code) => {
+        void logTail(this.logFile).then((tail) => reject(new Error(`dmthin exited with ${String(code)} while starting; ${this.logFile} ends:\n${tail}`)));
+      });
     });
     exited.catch(() => undefined);
     await Promise.race([waitUntil('the dmthin socket to answer', () => accepts(PLUGIN_SOCKET)), exited]);

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startLogged, waitUntil, type Started } from './processes';
+import { logTail, startLogged, waitUntil, type Started } from './processes';
 
 const execFileAsync = promisify(execFile);
 
@@ -55,7 +55,9 @@ export class Dockerd {
       this.logFile,
     );
     const exited = new Promise<never>((_, reject) => {
-      this.process?.child.once('exit', (code) => reject(new Error(`dockerd (${this.driver}) exited with ${String(code)} while starting; see ${this.logFile}`)));
+      this.process?.child.once('exit', (code) => {
+        void logTail(this.logFile).then((tail) => reject(new Error(`dockerd (${this.driver}) exited with ${String(code)} while starting; ${this.logFile} ends:\n${tail}`)));
+      });
     });
     exited.catch(() => undefined);
     await Promise.race([

@@ -34,9 +34,13 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+/** The last lines of a log file, or why it cannot be read. */
+export async function logTail(logFile: string, lines = 20): Promise<string> {
+  const text = await fsp.readFile(logFile, 'utf8').catch((err: unknown) => `(cannot read: ${String(err)})`);
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
 /** Prints the last lines of a log file: a VM run's files are gone once it ends, its output stays. */
 export async function printLogTail(logFile: string, lines = 40): Promise<void> {
-  const text = await fsp.readFile(logFile, 'utf8').catch((err: unknown) => `(cannot read: ${String(err)})`);
-  const tail = text.trimEnd().split('\n').slice(-lines).join('\n');
-  process.stdout.write(`\n----- last ${lines} lines of ${logFile} -----\n${tail}\n-----\n`);
+  process.stdout.write(`\n----- last ${lines} lines of ${logFile} -----\n${await logTail(logFile, lines)}\n-----\n`);
 }

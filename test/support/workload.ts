@@ -219,7 +219,10 @@ export class DriverPair {
 
   constructor(top: string, assets: WorkloadAssets) {
     const opts = STORAGE_OPTS.flatMap((o) => ['--storage-opt', o]);
-    this.plugin = new DmthinProcess(path.join(top, 'dmthin-root'), path.join(top, 'dmthin.log'));
+    // The plugin opens its pool when it starts, before dockerd's Init: it
+    // gets the options too, as an operator sets them, so Init changes nothing.
+    const pluginOpts = [process.env['DMTHIN_STORAGE_OPTS'] ?? '', ...STORAGE_OPTS].join(' ').trim();
+    this.plugin = new DmthinProcess(path.join(top, 'dmthin-root'), path.join(top, 'dmthin.log'), { DMTHIN_STORAGE_OPTS: pluginOpts });
     const inTree = new Dockerd(path.join(top, 'in-tree'), 'devicemapper', ['--storage-driver=devicemapper', ...opts]);
     const dmthin = new Dockerd(path.join(top, 'dmthin'), 'dmthin', ['--experimental', '-s', 'dmthin', ...opts]);
     this.inTree = new Workload(inTree, inTree.dir, assets);
