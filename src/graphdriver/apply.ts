@@ -133,14 +133,16 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
  * is never followed (it may point outside the layer).
  */
 function setDirTime(dir: string, mtime: Date): void {
-  let st: Stats;
+  if (lstatOrNull(dir)?.isDirectory() === true) lutimesSync(dir, mtime, mtime);
+}
+
+function lstatOrNull(file: string): Stats | null {
   try {
-    st = lstatSync(dir);
+    return lstatSync(file);
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
+    if (isErrno(err, 'ENOENT')) return null;
     throw err;
   }
-  if (st.isDirectory()) lutimesSync(dir, mtime, mtime);
 }
 
 async function applyEntry(a: Applier, h: Header, xattrs: Map<string, Buffer>, body: Body): Promise<void> {
@@ -257,13 +259,8 @@ async function writeSmallBody(target: string, body: Body, size: number): Promise
 
 /** Clears the way for a new entry: anything there goes, except a directory that stays a directory. */
 async function makeRoom(a: Applier, target: string, isDir: boolean): Promise<void> {
-  let st: Stats;
-  try {
-    st = lstatSync(target);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return;
-    throw err;
-  }
+  const st = lstatOrNull(target);
+  if (st === null) return;
   if (isDir && st.isDirectory()) return;
   if (st.isDirectory()) {
     await fsp.rm(target, { recursive: true, force: true });
