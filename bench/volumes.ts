@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { Dockerd } from '../test/support/docker';
+import { Dockerd } from '../test/support/dockerd';
 import { SMALL, tempHome } from '../test/support/deviceset';
 import { run } from '../test/support/exec';
 import { startPlugin } from '../test/support/plugin-process';

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { mountpointsUnder, unmountAll } from '../../src/volume/mounts';
-import { Dockerd, haveDockerd } from '../support/docker';
+import { Dockerd, haveDockerd } from '../support/dockerd';
 import { kernelHasDeviceMapper, requireRoot, skipBecause } from '../support/env';
-import { startPlugin, type PluginProcess } from '../support/plugin-process';
+import { LISTENING, startPlugin, type PluginProcess } from '../support/plugin-process';
 import { waitUntil } from '../support/processes';
 
 interface Inspected {
@@ -35,7 +35,7 @@ describe('dockerd 20.10 with dmthin volumes (host)', function () {
   const startDmthin = async (): Promise<void> => {
     // Plain volumes whatever the kernel: this suite is about the local store.
     plugin = startPlugin({ DMTHIN_ROOT: root, DMTHIN_SOCKET: socket, DMTHIN_VOLUME_KIND: 'plain', DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' }, path.join(dir, 'dmthin.log'));
-    await plugin.waitFor('"dmthin listening"');
+    await plugin.waitFor(LISTENING);
   };
   const docker = (...args: string[]): Promise<string> => dockerd.docker(...args);
   const inspect = async (name: string): Promise<Inspected> => (JSON.parse(await docker('volume', 'inspect', name)) as Inspected[])[0] as Inspected;

@@ -1,34 +1,48 @@
-// A dockerd of its own for end-to-end tests and benchmarks: its own
-// data-root, exec-root, socket and log, so that several run side by side
-// in one VM (dmthin's and the in-tree devicemapper driver's).
+// A dockerd 20.10 of its own for end-to-end tests and benchmarks: its own
+// data root, exec root, API socket, pid file and log, so that several run
+// side by side (dmthin's and the in-tree devicemapper driver's in one VM)
+// and beside the host's; a busybox image made here, since no registry is
+// reachable.
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { logTail, startLogged, waitUntil, type Started } from './processes';
+import { startLogged, waitUntil, type Started } from './processes';
 
 const execFileAsync = promisify(execFile);
 
 /**
- * The client of the docker.io package that also gives dockerd 20.10; a
- * newer docker on PATH may have dropped the legacy builder.
+ * The client of the docker.io package that also gives dockerd 20.10: it
+ * speaks exactly dockerd's API version, and a newer docker on PATH may
+ * have dropped the legacy builder.
  */
 export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 
-export const hasDockerd = (): boolean => existsSync('/usr/sbin/dockerd');
+export function haveDockerd(): boolean {
+  return existsSync('/usr/sbin/dockerd');
+}
+
+export interface Storage {
+  /** the storage driver name `docker info` reports once dockerd is up */
+  driver: string;
+  /** dockerd's storage arguments (`-s`, `--storage-opt`, ...) */
+  args: readonly string[];
+}
+
+const VFS: Storage = { driver: 'vfs', args: ['--storage-driver=vfs'] };
 
 export class Dockerd {
   private process: Started | undefined;
 
-  /**
-   * @param driver the storage driver name `docker info` reports once it is up
-   * @param args dockerd's storage arguments (`-s`, `--storage-opt`, ...)
-   */
   constructor(
+    /** everything of this dockerd lives here */
     readonly dir: string,
-    readonly driver: string,
-    private readonly args: string[],
+    private readonly storage: Storage = VFS,
   ) {}
+
+  get driver(): string {
+    return this.storage.driver;
+  }
 
   get host(): string {
     return `unix://${path.join(this.dir, 'docker.sock')}`;
@@ -38,12 +52,13 @@ export class Dockerd {
     return path.join(this.dir, 'dockerd.log');
   }
 
+  /** Starts it and waits until it answers with its storage driver; rejects with its log's end if it exits first. */
   async start(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
-    this.process = startLogged(
+    const started = startLogged(
       'dockerd',
       [
-        ...this.args,
+        ...this.storage.args,
         '--data-root', path.join(this.dir, 'docker'),
         '--exec-root', path.join(this.dir, 'exec'),
         '-H', this.host,
@@ -54,10 +69,9 @@ export class Dockerd {
       ],
       this.logFile,
     );
-    const exited = new Promise<never>((_, reject) => {
-      this.process?.child.once('exit', (code) => {
-        void logTail(this.logFile).then((tail) => reject(new Error(`dockerd (${this.driver}) exited with ${String(code)} while starting; ${this.logFile} ends:\n${tail}`)));
-      });
+    this.process = started;
+    const exited = started.exited.then(({ code, signal }) => {
+      throw new Error(`dockerd (${this.driver}) exited (${String(code ?? signal)}) while starting; its output ends:\n${started.output().slice(-3000)}`);
     });
     exited.catch(() => undefined);
     await Promise.race([
@@ -95,5 +109,24 @@ export class Dockerd {
       const output = `${e.stderr ?? ''}${e.stderr ? '' : e.stdout ?? ''}`.trim();
       throw new Error(`docker ${args.join(' ')} (${this.driver}): ${output || String(err)}`);
     }
+  }
+
+  /** The client's failure message, for commands that must fail. */
+  async dockerFails(...args: string[]): Promise<string> {
+    try {
+      await this.docker(...args);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error(`docker ${args.join(' ')} succeeded but must fail`);
+  }
+
+  /** bb:latest, a static busybox with the applets the tests use. */
+  async importBusybox(): Promise<void> {
+    const rootfs = path.join(this.dir, 'rootfs');
+    await fsp.mkdir(path.join(rootfs, 'bin'), { recursive: true });
+    await fsp.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
+    for (const cmd of ['sh', 'echo', 'ls', 'cat', 'rm', 'mkdir', 'dd', 'sleep', 'df', 'sync', 'stat']) await fsp.symlink('busybox', path.join(rootfs, 'bin', cmd));
+    await execFileAsync('sh', ['-c', `tar -C ${rootfs} -c . | ${DOCKER_CLI} -H ${this.host} import - bb:latest`]);
   }
 }

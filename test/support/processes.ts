@@ -1,27 +1,68 @@
-// Long-running helpers for end-to-end tests: dmthin and dockerd.
+// Long-running processes for end-to-end tests and benchmarks (dmthin,
+// dockerd): output kept for waitFor() and, when asked, in a log file.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, promises as fsp } from 'node:fs';
 
-export interface Started {
-  child: ChildProcess;
-  /** SIGTERM, then resolves to the exit code once it has exited. */
-  stop(): Promise<number | null>;
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
-/** Starts a command with its output in logFile. */
-export function startLogged(command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Started {
-  const log = createWriteStream(logFile, { flags: 'a' });
+export interface Started {
+  child: ChildProcess;
+  /** code and signal, once it has exited */
+  exited: Promise<Exit>;
+  /** resolves once its output contains `text`; rejects if it exits first */
+  waitFor(text: string, timeoutMs?: number): Promise<void>;
+  /** everything it wrote so far, stdout and stderr */
+  output(): string;
+  /** SIGTERM, then the exit */
+  stop(): Promise<Exit>;
+  /** SIGKILL, then the exit */
+  kill(): Promise<Exit>;
+}
+
+/** Starts a command with `env`; its output also goes to logFile when given. */
+export function startLogged(command: string, args: readonly string[], logFile?: string, env: NodeJS.ProcessEnv = process.env): Started {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
+  const log = logFile === undefined ? null : createWriteStream(logFile, { flags: 'a' });
+  let out = '';
+  const waiters: Array<{ text: string; resolve: () => void }> = [];
+  const onData = (chunk: Buffer): void => {
+    out += chunk.toString();
+    log?.write(chunk);
+    for (const w of [...waiters]) {
+      if (out.includes(w.text)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
   };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const waitFor = (text: string, timeoutMs = 120_000): Promise<void> => {
+    if (out.includes(text)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}" from ${command}: ${out.slice(-2000)}`)), timeoutMs);
+      waiters.push({
+        text,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      void exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        if (!out.includes(text)) reject(new Error(`${command} exited (${String(code ?? signal)}) before "${text}": ${out.slice(-2000)}`));
+      });
+    });
+  };
+  const signal = (sig: NodeJS.Signals) => async (): Promise<Exit> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    return exited;
+  };
+  return { child, exited, waitFor, output: () => out, stop: signal('SIGTERM'), kill: signal('SIGKILL') };
 }
 
 /** Polls check() until it resolves true, or fails after timeoutMs saying what it waited for. */

@@ -6,9 +6,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs } from '../../src/devmapper';
-import { DmthinProcess } from './dmthin-process';
 import { Dockerd } from './dockerd';
 import { run } from './exec';
+import { DmthinProcess } from './plugin-process';
 import { NET_BIND_CAPABILITY, writeBaseImageTar } from './workload-image';
 
 export const IMAGES = { base: 'wl/base:1', built: 'wl/built:1', committed: 'wl/committed:1' } as const;
@@ -223,8 +223,8 @@ export class DriverPair {
     // gets the options too, as an operator sets them, so Init changes nothing.
     const pluginOpts = [process.env['DMTHIN_STORAGE_OPTS'] ?? '', ...STORAGE_OPTS].join(' ').trim();
     this.plugin = new DmthinProcess(path.join(top, 'dmthin-root'), path.join(top, 'dmthin.log'), { DMTHIN_STORAGE_OPTS: pluginOpts });
-    const inTree = new Dockerd(path.join(top, 'in-tree'), 'devicemapper', ['--storage-driver=devicemapper', ...opts]);
-    const dmthin = new Dockerd(path.join(top, 'dmthin'), 'dmthin', ['--experimental', '-s', 'dmthin', ...opts]);
+    const inTree = new Dockerd(path.join(top, 'in-tree'), { driver: 'devicemapper', args: ['--storage-driver=devicemapper', ...opts] });
+    const dmthin = new Dockerd(path.join(top, 'dmthin'), { driver: 'dmthin', args: ['--experimental', '-s', 'dmthin', ...opts] });
     this.inTree = new Workload(inTree, inTree.dir, assets);
     this.dmthin = new Workload(dmthin, dmthin.dir, assets);
   }

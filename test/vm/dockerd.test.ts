@@ -2,61 +2,33 @@
 // (a legacy socket plugin, `dockerd --experimental -s dmthin`), running
 // containers from a busybox image made here.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { dm } from '../../src/devmapper';
-import { requireRoot, requireVm, skipBecause } from '../support/env';
 import { tempHome } from '../support/deviceset';
-import { startLogged, waitUntil, type Started } from '../support/processes';
-
-const execFileAsync = promisify(execFile);
-const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
-const SOCKET = '/run/docker/plugins/dmthin.sock';
+import { Dockerd, haveDockerd } from '../support/dockerd';
+import { requireRoot, requireVm, skipBecause } from '../support/env';
+import { DmthinProcess } from '../support/plugin-process';
+import { waitUntil } from '../support/processes';
 
 describe('dockerd 20.10 on dmthin (VM)', function () {
   let dir = '';
-  let dmthin: Started | undefined;
-  let dockerd: Started | undefined;
-  const host = () => `unix://${path.join(dir, 'docker.sock')}`;
-  const docker = async (...args: string[]): Promise<string> => {
-    try {
-      return (await execFileAsync('docker', ['-H', host(), ...args], { maxBuffer: 64 * 1024 * 1024 })).stdout;
-    } catch (err) {
-      throw new Error(`docker ${args.join(' ')}: ${(err as { stderr?: string }).stderr ?? String(err)}`);
-    }
-  };
-
-  const startDockerd = async (): Promise<void> => {
-    dockerd = startLogged(
-      'dockerd',
-      ['--experimental', '-s', 'dmthin', '--data-root', path.join(dir, 'docker'), '--exec-root', path.join(dir, 'exec'),
-        '-H', host(), '--pidfile', path.join(dir, 'dockerd.pid'), '--iptables=false', '--bridge=none'],
-      path.join(dir, 'dockerd.log'),
-    );
-    await waitUntil('dockerd to answer', async () => (await docker('info', '--format', '{{.Driver}}')).trim() === 'dmthin');
-  };
+  let dmthin: DmthinProcess | undefined;
+  let dockerd: Dockerd | undefined;
+  const docker = (...args: string[]): Promise<string> => (dockerd as Dockerd).docker(...args);
 
   before(async function () {
     requireVm(this);
     requireRoot(this);
-    if (!existsSync('/usr/sbin/dockerd')) skipBecause(this, 'dockerd is not installed (scripts/setup --test installs docker.io)');
+    if (!haveDockerd()) skipBecause(this, 'dockerd is not installed (scripts/setup --test installs docker.io)');
     dir = await tempHome('dockerd');
-    dmthin = startLogged(process.execPath, [MAIN], path.join(dir, 'dmthin.log'), {
-      ...process.env,
-      DMTHIN_SOCKET: SOCKET,
-      DMTHIN_ROOT: path.join(dir, 'dmthin'),
+    dmthin = new DmthinProcess(path.join(dir, 'dmthin'), path.join(dir, 'dmthin.log'), {
       DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=8G dm.loopmetadatasize=256M dm.basesize=1G',
     });
-    await waitUntil('the dmthin socket', async () => existsSync(SOCKET));
-    await startDockerd();
+    await dmthin.start();
+    dockerd = new Dockerd(dir, { driver: 'dmthin', args: ['--experimental', '-s', 'dmthin'] });
+    await dockerd.start();
     // A busybox image, made here: no registry is reachable.
-    const rootfs = path.join(dir, 'rootfs');
-    await fsp.mkdir(path.join(rootfs, 'bin'), { recursive: true });
-    await fsp.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-    for (const cmd of ['sh', 'echo', 'ls', 'cat', 'rm', 'mkdir']) await fsp.symlink('busybox', path.join(rootfs, 'bin', cmd));
-    await execFileAsync('sh', ['-c', `tar -C ${rootfs} -c . | docker -H ${host()} import - bb:latest`]);
+    await dockerd.importBusybox();
   });
 
   after(async () => {
@@ -91,8 +63,7 @@ describe('dockerd 20.10 on dmthin (VM)', function () {
   });
 
   it('keeps images across a dockerd restart, and removes them with rmi', async () => {
-    await dockerd?.stop();
-    await startDockerd();
+    await dockerd?.restart();
     assert.match(await docker('images', '--format', '{{.Repository}}:{{.Tag}}'), /bb:two/);
     assert.equal((await docker('run', '--rm', '--network', 'none', 'bb:two', 'busybox', 'cat', '/newfile')).trim(), 'data');
     await docker('rmi', 'bb:two');

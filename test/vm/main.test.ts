@@ -1,17 +1,15 @@
 // `npm start`: the plugin process as a user runs it, driven over its
 // socket the way dockerd drives it, then stopped with SIGTERM.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm } from '../../src/devmapper';
 import { requireRoot, requireVm } from '../support/env';
 import { tempHome } from '../support/deviceset';
+import { LISTENING, startPlugin } from '../support/plugin-process';
 import { makeTar } from '../support/tar';
 import { postUnix } from '../support/unix-http';
-
-const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
 
 async function post(socketPath: string, method: string, body: unknown): Promise<Record<string, unknown>> {
   return (await postUnix(socketPath, method, body)).body;
@@ -28,20 +26,8 @@ describe('the dmthin process (VM)', function () {
     const socket = path.join(dir, 'plugins', 'dmthin.sock');
     const root = path.join(dir, 'state');
     const home = path.join(dir, 'docker', 'dmthin');
-    const child = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('"dmthin listening"')) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`exited ${String(code)} before listening: ${out}${err}`)));
-    });
+    const plugin = startPlugin({ DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' });
+    await plugin.waitFor(LISTENING);
     assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver', 'VolumeDriver'] });
     assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
     assert.ok(existsSync(path.join(root, 'devicemapper', 'data')), 'the default pool lives in sparse files under DMTHIN_ROOT');
@@ -54,9 +40,7 @@ describe('the dmthin process (VM)', function () {
     assert.equal((await dm.info(pool)).exists, true);
 
     // SIGTERM with the layer still mounted: shutdown unmounts it and removes the pool.
-    child.kill('SIGTERM');
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    assert.equal(code, 0, err);
+    assert.equal((await plugin.stop()).code, 0, plugin.output());
     assert.equal((await dm.info(pool)).exists, false, 'the pool is removed on shutdown');
     assert.equal(existsSync(path.join(dir2, 'hello')), false, 'the layer is unmounted');
   });
@@ -64,9 +48,10 @@ describe('the dmthin process (VM)', function () {
   it('finishes a request in flight on SIGTERM, takes no new ones, and keeps what it wrote', async () => {
     const dir = await tempHome('main-inflight');
     const socket = path.join(dir, 'plugins', 'dmthin.sock');
-    const env = { ...process.env, DMTHIN_SOCKET: socket, DMTHIN_ROOT: path.join(dir, 'state'), DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
+    const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: path.join(dir, 'state'), DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
     const home = path.join(dir, 'docker', 'dmthin');
-    let child = await startMain(env);
+    let plugin = startPlugin(env);
+    await plugin.waitFor(LISTENING);
     assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
     const id = 'f'.repeat(64);
     assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
@@ -82,40 +67,24 @@ describe('the dmthin process (VM)', function () {
       req.on('error', reject);
       req.write(tar.subarray(0, 1024 * 1024));
       setTimeout(() => {
-        child.kill('SIGTERM');
+        void plugin.stop();
         setTimeout(() => req.end(tar.subarray(1024 * 1024)), 1500);
       }, 1500);
     });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(await answered, 200);
     assert.deepEqual(JSON.parse(answer), { Size: 2 * 1024 * 1024 });
-    assert.equal(await exited, 0);
+    assert.equal((await plugin.exited).code, 0);
     await assert.rejects(post(socket, 'GraphDriver.Status', {}), /ENOENT|ECONNREFUSED/, 'no new requests once stopped');
 
     // Started again, it serves the layer without a new Init: the file is there.
-    child = await startMain(env);
+    plugin = startPlugin(env);
+    await plugin.waitFor(LISTENING);
     try {
       const rootfs = String((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir']);
       assert.equal((await fsp.stat(path.join(rootfs, 'big'))).size, 2 * 1024 * 1024);
       await post(socket, 'GraphDriver.Put', { ID: id });
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.on('exit', resolve));
+      await plugin.stop();
     }
   });
 });
-
-/** Starts `npm start`'s program and resolves once it logs that it listens. */
-async function startMain(env: NodeJS.ProcessEnv): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn(process.execPath, [MAIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('"dmthin listening"')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`exited ${String(code)} before listening: ${out}`)));
-  });
-  return child;
-}

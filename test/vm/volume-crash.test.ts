@@ -13,7 +13,7 @@ import { mountpointsUnder } from '../../src/volume/mounts';
 import { requireRoot, requireVm } from '../support/env';
 import { openSet, SMALL, tempHome } from '../support/deviceset';
 import { run } from '../support/exec';
-import { startPlugin, type PluginProcess } from '../support/plugin-process';
+import { LISTENING, startPlugin, type PluginProcess } from '../support/plugin-process';
 import { postUnix } from '../support/unix-http';
 
 const RECONCILED = 'thin volumes reconciled with the pool';
@@ -41,7 +41,7 @@ describe('volume crash safety (VM)', function () {
 
   async function started(failpoint = ''): Promise<PluginProcess> {
     const plugin = startPlugin(env(failpoint), logFile);
-    await plugin.waitFor('"dmthin listening"');
+    await plugin.waitFor(LISTENING);
     return plugin;
   }
 

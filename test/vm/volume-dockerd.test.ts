@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm } from '../../src/devmapper';
-import { Dockerd, haveDockerd } from '../support/docker';
+import { Dockerd, haveDockerd } from '../support/dockerd';
 import { requireRoot, requireVm, skipBecause } from '../support/env';
 import { SMALL, tempHome } from '../support/deviceset';
 import { startPlugin, type PluginProcess } from '../support/plugin-process';

@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { tempHome } from '../support/deviceset';
-import { hasDockerd } from '../support/dockerd';
+import { haveDockerd } from '../support/dockerd';
 import { requireRoot, requireVm, skipBecause } from '../support/env';
 import { printLogTail } from '../support/processes';
 import { compareListings, listTarFile, type TarListing } from '../support/tar-listing';
@@ -46,7 +46,7 @@ describe('docker workload: dmthin against the in-tree devicemapper driver (VM)',
   before(async function () {
     requireVm(this);
     requireRoot(this);
-    if (!hasDockerd()) skipBecause(this, 'dockerd is not installed (scripts/setup --test installs docker.io)');
+    if (!haveDockerd()) skipBecause(this, 'dockerd is not installed (scripts/setup --test installs docker.io)');
     stableBefore = Math.floor(Date.now() / 1000);
     const top = await tempHome('workload');
     pair = new DriverPair(top, await prepareAssets(top));
