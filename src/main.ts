@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
 import { DeviceSetHolder } from './deviceset';
-import { DeviceSetDriver } from './graphdriver/driver';
+import { DeviceSetDriver, VOLUME_DEVICE_PREFIX } from './graphdriver/driver';
 import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
 import { createLogger, dmLevel, type Logger } from './log';
 import { createApp } from './server/app';
@@ -70,7 +70,10 @@ async function main(): Promise<number> {
   log.info('shutting down: finishing requests in flight');
   await close(server);
   await volumes.shutdown();
-  await holder.shutdown();
+  // Layers dockerd still holds (Get without Put: running containers) stay
+  // mounted, so that a plugin restarted under dockerd serves them as they
+  // are; dockerd's GraphDriver.Cleanup is what unmounts them all.
+  await holder.shutdown({ keepMounted: (hash) => !hash.startsWith(VOLUME_DEVICE_PREFIX) });
   log.info('stopped');
   return 0;
 }

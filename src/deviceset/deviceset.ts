@@ -7,6 +7,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { blockdev, dm, fs as kfs, mountinfo, thin } from '../devmapper';
 import { SECTOR_SIZE } from '../devmapper/thin';
+import { readJsonFile, removeFileDurably, writeFileAtomic } from '../atomic-file';
 import { DmthinError, isErrno } from '../errors';
 import type { Logger } from '../log';
 import { defaultFilesystem, filesystemUuid, growFilesystem, makeFilesystem, mountArguments, probeFilesystem, type FsType } from './filesystem';
@@ -77,11 +78,26 @@ export interface FaultyDevice {
   reason: string;
 }
 
+/** Where a shutdown records the mounts it kept for their users. */
+const KEPT_MOUNTS_FILE = 'kept-mounts.json';
+
+interface KeptMount {
+  hash: string;
+  target: string;
+  users: number;
+}
+
+interface MountRecord {
+  target: string;
+  users: number;
+  adopted?: boolean;
+}
+
 export class DeviceSet {
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly faulty = new Map<string, string>();
-  /** mounted devices: where, and how many users */
-  private readonly mounts = new Map<string, { target: string; users: number }>();
+  /** mounted devices: where, how many users, and whether a mount adopted from the last run is still to be checked */
+  private readonly mounts = new Map<string, MountRecord>();
   private readonly poolLock = new Mutex();
   private readonly deviceLocks = new KeyedMutex();
   private ids = new IdAllocator([]);
@@ -157,8 +173,9 @@ export class DeviceSet {
     // A process killed while an origin was suspended for a snapshot leaves it suspended;
     // unmounting or using it would hang until it is resumed.
     await phase('resume', () => this.resumeSuspended());
-    await phase('unmount', () => this.unmountStale());
-    await phase('deactivate', () => this.deactivateAll());
+    const kept = await this.takeKeptMounts();
+    await phase('unmount', () => this.unmountStale(kept));
+    await phase('deactivate', () => this.deactivateAll(this.mountedNames()));
     await phase('rollback', () => this.rollbackTransaction());
     await phase('reconcile', () => this.reconcile());
     this.ids = new IdAllocator([...this.devices.values()].map((d) => d.deviceId));
@@ -179,22 +196,54 @@ export class DeviceSet {
   /**
    * Mounts of this set's devices left by a process that died, wherever they
    * are (layers under a Home, volumes under their mount root): found by
-   * device number in mountinfo, deepest first.
+   * device number in mountinfo, deepest first. Those the last shutdown
+   * kept for their users (see shutdown) are adopted instead, users and all.
    */
-  private async unmountStale(): Promise<void> {
-    const ours = new Set<string>();
+  private async unmountStale(kept: readonly KeptMount[]): Promise<void> {
+    const ours = new Map<string, string>();
     for (const d of await dm.list()) {
-      if (d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name) ours.add(`${d.major}:${d.minor}`);
+      if (d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name) ours.set(`${d.major}:${d.minor}`, d.name);
     }
-    const mountpoints = mountinfo
+    const mounts = mountinfo
       .readMountinfo()
       .filter((m) => ours.has(m.device))
-      .map((m) => m.mountpoint)
-      .sort((a, b) => b.length - a.length);
-    for (const target of mountpoints) {
+      .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
+    for (const { device, mountpoint: target } of mounts) {
+      const keep = kept.find((k) => k.target === target && this.deviceName(k.hash) === ours.get(device));
+      if (keep !== undefined && this.devices.has(keep.hash) && !this.mounts.has(keep.hash)) {
+        this.mounts.set(keep.hash, { target, users: keep.users, adopted: true });
+        this.log.info('adopted a mount the last run kept for its users', { hash: keep.hash, target, users: keep.users });
+        continue;
+      }
       this.log.info('unmounting a stale mount', { target });
       await kfs.umount2(target, kfs.constants.MNT_DETACH).catch((err: unknown) => this.log.warn('cannot unmount', { target, err: String(err) }));
     }
+  }
+
+  private get keptMountsFile(): string {
+    return path.join(this.home, KEPT_MOUNTS_FILE);
+  }
+
+  /** What the last shutdown kept mounted; the record is gone once read (a later crash must not adopt it). */
+  private async takeKeptMounts(): Promise<KeptMount[]> {
+    let json: unknown;
+    try {
+      json = await readJsonFile(this.keptMountsFile);
+    } catch (err) {
+      this.log.warn('cannot read the mounts the last run kept; they are unmounted as stale', { err: String(err) });
+      json = null;
+    }
+    await removeFileDurably(this.keptMountsFile);
+    if (!Array.isArray(json)) return [];
+    return json.filter((k): k is KeptMount => {
+      const o = k as Partial<KeptMount> | null;
+      return typeof o?.hash === 'string' && typeof o.target === 'string' && typeof o.users === 'number' && o.users > 0;
+    });
+  }
+
+  /** The dm names of the mounted devices. */
+  private mountedNames(): Set<string> {
+    return new Set([...this.mounts.keys()].map((hash) => this.deviceName(hash)));
   }
 
   /**
@@ -202,8 +251,8 @@ export class DeviceSet {
    * running container's mount namespace) is left to deferred removal, or
    * active, rather than failing the start or the shutdown.
    */
-  private async deactivateAll(): Promise<void> {
-    const ours = (await dm.list()).filter((d) => d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name);
+  private async deactivateAll(except: ReadonlySet<string> = new Set()): Promise<void> {
+    const ours = (await dm.list()).filter((d) => d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name && !except.has(d.name));
     for (const d of ours) {
       try {
         await dm.remove(d.name, { deferred: this.deferredRemoval });
@@ -423,7 +472,8 @@ export class DeviceSet {
     const target = options.target ?? this.mountPath(hash);
     return this.deviceLocks.run(hash, async () => {
       const record = this.usable(hash);
-      const mounted = this.mounts.get(hash);
+      let mounted = this.mounts.get(hash);
+      if (mounted?.adopted === true) mounted = await this.checkAdopted(hash, mounted);
       if (mounted !== undefined) {
         if (mounted.target !== target) throw new DmthinError('EBUSY', `device ${hash || 'base'} is mounted at ${mounted.target}, not ${target}`);
         mounted.users++;
@@ -440,6 +490,23 @@ export class DeviceSet {
       this.mounts.set(hash, { target, users: 1 });
       return target;
     });
+  }
+
+  /**
+   * A mount adopted from the last run, at its first use: still there, or
+   * someone (dockerd cleaning up its root) unmounted it meanwhile and the
+   * users it had are gone with it.
+   */
+  private async checkAdopted(hash: string, mounted: MountRecord): Promise<MountRecord | undefined> {
+    const info = await dm.info(this.deviceName(hash));
+    const device = `${String(info.major)}:${String(info.minor)}`;
+    if (info.exists && mountinfo.readMountinfo().some((m) => m.mountpoint === mounted.target && m.device === device)) {
+      mounted.adopted = false;
+      return mounted;
+    }
+    this.log.warn('a mount adopted from the last run is gone; mounting it afresh', { hash, target: mounted.target });
+    this.mounts.delete(hash);
+    return undefined;
   }
 
   /** Drops one user of device `hash`; the last one unmounts and deactivates it. */
@@ -538,19 +605,35 @@ export class DeviceSet {
     });
   }
 
-  /** Flushes metadata, unmounts what it mounted, deactivates its devices and, if it made the pool, the pool. */
-  async shutdown(): Promise<void> {
+  /**
+   * Flushes metadata, unmounts what it mounted, deactivates its devices and,
+   * if it made the pool, the pool. Mounts that `keepMounted` names stay
+   * mounted and active for their users (dockerd's layers of running
+   * containers, when the plugin restarts under dockerd), and so does the
+   * pool; the next start adopts them.
+   */
+  async shutdown(options: { keepMounted?: (hash: string) => boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.deletionTimer !== undefined) clearInterval(this.deletionTimer);
     await this.poolLock.run(async () => {
       await this.saveSetRecord();
-      for (const { target } of this.mounts.values()) {
+      const kept: KeptMount[] = [];
+      for (const [hash, { target, users }] of this.mounts) {
+        if (options.keepMounted?.(hash) === true) {
+          kept.push({ hash, target, users });
+          continue;
+        }
         await kfs.umount2(target, kfs.constants.MNT_DETACH).catch(() => undefined);
         await fsp.rmdir(target).catch(() => undefined);
       }
       this.mounts.clear();
-      await this.deactivateAll();
+      if (kept.length > 0) await writeFileAtomic(this.keptMountsFile, JSON.stringify(kept));
+      await this.deactivateAll(new Set(kept.map((k) => this.deviceName(k.hash))));
+      if (kept.length > 0) {
+        this.log.info('left devices mounted for their users; the next start adopts them', { mounts: kept.length });
+        return;
+      }
       await this.releasePool();
     });
   }

@@ -73,11 +73,11 @@ export class DeviceSetHolder {
     return this.open(options);
   }
 
-  async shutdown(): Promise<void> {
+  async shutdown(options: Parameters<DeviceSet['shutdown']>[0] = {}): Promise<void> {
     const set = await this.tryReady();
     this.opening = null;
     this.opened = null;
-    await set?.shutdown();
+    await set?.shutdown(options);
   }
 
   private open(options: DeviceSetOptions): Promise<DeviceSet> {

@@ -21,12 +21,13 @@ describe('the dmthin process (VM)', function () {
     requireRoot(this);
   });
 
-  it('serves the plugin socket, makes its pool under DMTHIN_ROOT, and leaves nothing behind on SIGTERM', async () => {
+  it('serves the plugin socket, makes its pool under DMTHIN_ROOT, keeps a layer in use mounted across a restart, and leaves nothing behind', async () => {
     const dir = await tempHome('main');
     const socket = path.join(dir, 'plugins', 'dmthin.sock');
     const root = path.join(dir, 'state');
     const home = path.join(dir, 'docker', 'dmthin');
-    const plugin = startPlugin({ DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' });
+    const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
+    const plugin = startPlugin(env);
     await plugin.waitFor(LISTENING);
     assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver', 'VolumeDriver'] });
     assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
@@ -39,10 +40,22 @@ describe('the dmthin process (VM)', function () {
     const pool = status['Pool Name'] ?? '';
     assert.equal((await dm.info(pool)).exists, true);
 
-    // SIGTERM with the layer still mounted: shutdown unmounts it and removes the pool.
+    // SIGTERM with the layer still in use (a Get without its Put, as for a
+    // running container): it stays mounted, and so does the pool.
     assert.equal((await plugin.stop()).code, 0, plugin.output());
-    assert.equal((await dm.info(pool)).exists, false, 'the pool is removed on shutdown');
-    assert.equal(existsSync(path.join(dir2, 'hello')), false, 'the layer is unmounted');
+    assert.equal(await fsp.readFile(path.join(dir2, 'hello'), 'utf8'), 'world', 'the layer in use stays mounted');
+    assert.equal((await dm.info(pool)).exists, true, 'the pool stays while a layer is in use');
+
+    // Started again, it adopts the mount with its user: a Get shares it, the last Put unmounts it.
+    const again = startPlugin(env);
+    await again.waitFor(LISTENING);
+    assert.equal((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir'], dir2);
+    assert.deepEqual(await post(socket, 'GraphDriver.Put', { ID: id }), {});
+    assert.equal(existsSync(path.join(dir2, 'hello')), true, 'one user left');
+    assert.deepEqual(await post(socket, 'GraphDriver.Put', { ID: id }), {});
+    assert.equal(existsSync(path.join(dir2, 'hello')), false, 'the last Put unmounts it');
+    assert.equal((await again.stop()).code, 0, again.output());
+    assert.equal((await dm.info(pool)).exists, false, 'with nothing in use the pool is removed on shutdown');
   });
 
   it('finishes a request in flight on SIGTERM, takes no new ones, and keeps what it wrote', async () => {
