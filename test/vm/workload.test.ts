@@ -105,7 +105,9 @@ describe('docker workload: dmthin against the in-tree devicemapper driver (VM)',
     assert.equal(item('opt/lower/gone-file'), undefined);
     assert.equal(item('opt/lower/gone-dir'), undefined);
     assert.ok(item('usr/bin/capped')?.xattrs.some((x) => x.startsWith('security.capability=')), 'the imported file capability');
-    assert.ok(item('app/capped-copy')?.xattrs.some((x) => x.startsWith('security.capability=')), 'the copied file capability');
+    // The legacy builder's COPY does not carry a file capability: the
+    // in-tree driver's export has none either (compared above).
+    assert.ok(item('app/capped-copy') !== undefined);
     assert.equal(item('srv/tree/new'), undefined, 'the run removed /srv/tree');
     assert.equal(item('app/zero')?.mode, 0);
     assert.equal(item('opt/old-times')?.mtime, 1_262_304_000);
@@ -117,8 +119,14 @@ describe('docker workload: dmthin against the in-tree devicemapper driver (VM)',
     const [a, b] = await both(async (w) => listTarFile(await w.exportContainer(CONTAINERS.fromCommit)));
     assertSame(a, b, 'docker export of a container of the committed image');
     const run = await listTarFile(await dmthin.exportContainer(CONTAINERS.run));
-    const lost = compareListings(run, b, { labels: ['run container', 'its commit'], stableBefore: Number.MAX_SAFE_INTEGER, ignore: initLayerFile });
+    const lost = compareListings(run, b, { labels: ['run container', 'its commit'], stableBefore: Number.MAX_SAFE_INTEGER, ignore: (name) => initLayerFile(name) || name === CROSS_LAYER_LINK });
     assert.deepEqual(lost, [], `dmthin's commit kept everything the run container had:\n  ${lost.join('\n  ')}`);
+    // The run's hard link to a file of a lower layer it left alone reaches
+    // the commit as a file of its own, with the same content, on both
+    // drivers: the layer's tar has no entry of the target to link to.
+    const [runLink, commitLink] = [run.items.get(CROSS_LAYER_LINK), b.items.get(CROSS_LAYER_LINK)];
+    assert.deepEqual([runLink?.type, commitLink?.type], ['link', 'file']);
+    assert.equal(commitLink?.sha256, b.items.get('app/data/f')?.sha256);
   });
 
   it('saves the committed image: each layer matches its DiffID and holds the same entries on both', async () => {
@@ -186,6 +194,9 @@ describe('docker workload: dmthin against the in-tree devicemapper driver (VM)',
     }
   });
 });
+
+/** A hard link the run makes to a file of the image. */
+const CROSS_LAYER_LINK = 'app/rundir/f-link';
 
 /** What dockerd writes into each container's init layer, made anew (and dated) per container, and the directories holding it. */
 function initLayerFile(name: string): boolean {
