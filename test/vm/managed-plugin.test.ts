@@ -1,0 +1,194 @@
+// End to end, the way users get dmthin: plugin/build.sh creates the managed
+// plugin, it is pushed to a real registry and installed from there with
+// `docker plugin install`, then Debian's dockerd 20.10 restarted with
+// `--experimental -s dmthin:latest` runs and commits containers on it, and
+// keeps every layer through `docker plugin disable -f`/`enable` and through
+// a SIGKILL of the plugin process (dockerd restarts it).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Dockerd, haveDockerd } from '../support/docker';
+import { requireRoot, requireVm, skipBecause } from '../support/env';
+import { tempHome } from '../support/deviceset';
+import { waitUntil, type Started } from '../support/processes';
+import { REGISTRY_BINARY, startRegistry } from '../support/registry';
+
+const execFileAsync = promisify(execFile);
+const PROJECT = path.join(__dirname, '..', '..', '..');
+const BUILD = path.join(PROJECT, 'plugin', 'build.sh');
+const REMOTE = 'localhost:5000/dmthin:e2e';
+/** The local name, spelled the same everywhere: it becomes part of Home and of dockerd's image metadata paths. */
+const NAME = 'dmthin:latest';
+const STORAGE_OPTS = 'dm.loopdatasize=8G dm.loopmetadatasize=256M dm.basesize=1G';
+
+interface PluginInspect {
+  Id: string;
+  Name: string;
+  Enabled: boolean;
+  PluginReference: string;
+  Config: { Interface: { Types: string[]; Socket: string }; PropagatedMount: string };
+}
+
+describe('the managed plugin: build, registry, install, dockerd on it (VM)', function () {
+  let dir = '';
+  let stateDir = '';
+  let registry: Started | undefined;
+  let dockerd: Dockerd | undefined;
+  const daemon = (): Dockerd => {
+    assert.ok(dockerd, 'dockerd was started in before()');
+    return dockerd;
+  };
+  const docker = (...args: string[]): Promise<string> => daemon().docker(...args);
+  const run = async (...args: string[]): Promise<string> => (await docker('run', '--rm', '--network', 'none', ...args)).trim();
+
+  const inspectPlugin = async (name: string): Promise<PluginInspect> => {
+    const [plugin] = JSON.parse(await docker('plugin', 'inspect', name)) as PluginInspect[];
+    assert.ok(plugin, `docker plugin inspect ${name} returned nothing`);
+    return plugin;
+  };
+
+  /** The host pid of the plugin's process: the one whose root is the plugin's rootfs. */
+  const pluginPid = async (): Promise<number | null> => {
+    const { Id } = await inspectPlugin(NAME);
+    const rootfs = await fsp.realpath(path.join(daemon().dataRoot, 'plugins', Id, 'rootfs'));
+    for (const entry of await fsp.readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const root = await fsp.readlink(`/proc/${entry}/root`).catch(() => '');
+      if (root === rootfs) return Number(entry);
+    }
+    return null;
+  };
+
+  /** Mount points on the host (dockerd's view) under the plugin's propagated mount. */
+  const propagatedMounts = async (): Promise<string[]> => {
+    const { Id } = await inspectPlugin(NAME);
+    const root = `${await fsp.realpath(path.join(daemon().dataRoot, 'plugins', Id, 'propagated-mount'))}/`;
+    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+      .map((line) => line.split(' ')[4] ?? '')
+      .filter((mountpoint) => mountpoint.startsWith(root));
+  };
+
+  before(async function () {
+    requireVm(this);
+    requireRoot(this);
+    if (!haveDockerd()) skipBecause(this, 'dockerd is not installed (scripts/setup --test installs docker.io)');
+    if (!existsSync(REGISTRY_BINARY)) skipBecause(this, 'docker-registry is not installed (scripts/setup --test installs it)');
+    dir = await tempHome('plugin');
+    stateDir = path.join(dir, 'state');
+    registry = await startRegistry(dir);
+    dockerd = new Dockerd(dir);
+    // Plugins are installed before dockerd is switched to them: any built-in driver will do.
+    await dockerd.start(['-s', 'vfs']);
+  });
+
+  // Each step builds on the ones before: after a failure the rest skip, saying which step failed.
+  let failedStep: string | undefined;
+  beforeEach(function () {
+    if (failedStep !== undefined) skipBecause(this, `an earlier step failed: "${failedStep}"`);
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') {
+      failedStep = this.currentTest.title;
+      const log = dockerd?.logTail(40) ?? '(dockerd never started)';
+      process.stdout.write(`      dockerd log, last lines:\n${log.replace(/^/gm, '        ')}\n`);
+    }
+  });
+
+  after(async () => {
+    // dockerd stops its containers, then SIGTERMs the plugin.
+    await dockerd?.stop();
+    await registry?.stop();
+  });
+
+  it('is created by plugin/build.sh from the host\'s build when the base image cannot be pulled', async function () {
+    this.timeout(600_000);
+    // The VM has no network: the pull of the Dockerfile's base image fails.
+    const { stdout } = await execFileAsync(BUILD, [REMOTE], {
+      env: { ...process.env, DOCKER_HOST: daemon().host, TMPDIR: dir },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    assert.match(stdout, /base image node:20\S* cannot be pulled/);
+    assert.match(stdout, /assembling the rootfs from this host/);
+    assert.match(stdout, /created plugin localhost:5000\/dmthin:e2e/);
+    const plugin = await inspectPlugin(REMOTE);
+    assert.equal(plugin.Enabled, false, 'docker plugin create leaves a plugin disabled');
+    assert.deepEqual(plugin.Config.Interface.Types, ['docker.graphdriver/1.0', 'docker.volumedriver/1.0']);
+    assert.equal(plugin.Config.PropagatedMount, '/mnt/dmthin');
+  });
+
+  it('is pushed to the local registry and installed from there, enabled', async function () {
+    this.timeout(600_000);
+    await docker('plugin', 'push', REMOTE);
+    await docker('plugin', 'rm', REMOTE);
+    assert.equal((await docker('plugin', 'ls', '--format', '{{.Name}}')).trim(), '', 'no plugin is left before the install');
+    // The state mount's host directory must exist: runc refuses a bind of a missing source.
+    await fsp.mkdir(stateDir);
+    await docker('plugin', 'install', '--grant-all-permissions', '--alias', 'dmthin', REMOTE,
+      `state.source=${stateDir}`, `DMTHIN_STORAGE_OPTS=${STORAGE_OPTS}`);
+    const plugin = await inspectPlugin(NAME);
+    assert.equal(plugin.Enabled, true);
+    assert.equal(plugin.PluginReference, REMOTE);
+    assert.notEqual(await pluginPid(), null, 'the plugin process runs');
+  });
+
+  it('is the storage driver of dockerd restarted with --experimental -s dmthin:latest, its pool in the state directory', async function () {
+    this.timeout(300_000);
+    await daemon().stop();
+    await daemon().start(['--experimental', '-s', NAME]);
+    assert.equal((await docker('info', '--format', '{{.Driver}}')).trim(), NAME);
+    const info = await docker('info');
+    assert.match(info, /Pool Name: dmthin-/);
+    assert.match(info, /Data loop file: \/var\/lib\/dmthin\/devicemapper\/data/);
+    assert.ok(existsSync(path.join(stateDir, 'devicemapper', 'data')), `the pool's data file is in the host's state directory ${stateDir}`);
+    await daemon().importBusybox('bb:latest');
+    assert.equal(await run('bb:latest', 'echo', 'hello from the managed plugin'), 'hello from the managed plugin');
+  });
+
+  it('runs, diffs and commits containers', async function () {
+    this.timeout(300_000);
+    await docker('run', '--name', 'c1', '--network', 'none', 'bb:latest', 'sh', '-c', 'echo data > /newfile; rm /bin/cat; mkdir -p /d/e');
+    assert.deepEqual((await docker('diff', 'c1')).trim().split('\n').sort(), ['A /d', 'A /d/e', 'A /newfile', 'C /bin', 'D /bin/cat']);
+    await docker('commit', 'c1', 'bb:two');
+    await docker('rm', 'c1');
+    assert.equal(await run('bb:two', 'busybox', 'cat', '/newfile'), 'data');
+    // A stopped container whose writable layer must outlive what follows.
+    assert.equal((await docker('run', '--name', 'keeper', '--network', 'none', 'bb:latest', 'sh', '-c', 'echo kept >> /kept; cat /kept')).trim(), 'kept');
+  });
+
+  it('refuses docker plugin disable while dockerd uses it, and keeps every layer through disable -f and enable', async function () {
+    this.timeout(300_000);
+    await assert.rejects(docker('plugin', 'disable', NAME), /in use/);
+    await docker('plugin', 'disable', '-f', NAME);
+    assert.equal(await pluginPid(), null, 'the plugin process is gone once disabled');
+    await docker('plugin', 'enable', NAME);
+    assert.match(await docker('images', '--format', '{{.Repository}}:{{.Tag}}'), /bb:two/);
+    assert.equal(await run('bb:two', 'busybox', 'cat', '/newfile'), 'data');
+    assert.equal((await docker('start', '-a', 'keeper')).trim(), 'kept\nkept');
+  });
+
+  it('loses nothing when the plugin process is killed: dockerd restarts it', async function () {
+    this.timeout(300_000);
+    await docker('run', '-d', '--name', 'runner', '--network', 'none', 'bb:latest', 'sh', '-c', 'echo before > /work; exec sleep 600');
+    await waitUntil('the running container to write /work', async () => (await docker('exec', 'runner', 'cat', '/work')).trim() === 'before');
+    assert.ok((await propagatedMounts()).length > 0, 'the running container\'s layer is mounted on the host under the plugin\'s propagated mount');
+
+    const killed = await pluginPid();
+    assert.ok(killed !== null, 'the plugin process runs before the kill');
+    process.kill(killed, 'SIGKILL');
+    await waitUntil('dockerd to restart the plugin', async () => {
+      const pid = await pluginPid();
+      return pid !== null && pid !== killed && (await inspectPlugin(NAME)).Enabled;
+    }, 120_000);
+
+    assert.equal(await run('bb:two', 'busybox', 'cat', '/newfile'), 'data');
+    assert.equal((await docker('start', '-a', 'keeper')).trim(), 'kept\nkept\nkept');
+    // The container that ran through the crash keeps running, and its layer commits.
+    await docker('exec', 'runner', 'sh', '-c', 'echo after >> /work');
+    await docker('commit', 'runner', 'bb:three');
+    await docker('rm', '-f', 'runner');
+    assert.equal(await run('bb:three', 'busybox', 'cat', '/work'), 'before\nafter');
+  });
+});
