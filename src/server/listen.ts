@@ -1,9 +1,8 @@
 // Serving the app on the plugin's unix socket.
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
+import http, { type RequestListener, type Server } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import type express from 'express';
 import { DmthinError, isErrno } from '../errors';
 
 /** Whether something answers on the socket: a live socket belongs to another process. */
@@ -19,11 +18,11 @@ function socketInUse(socketPath: string): Promise<boolean> {
 }
 
 /**
- * Listens on socketPath (mode 0660: dockerd runs as root, nobody else
- * needs it). A stale socket left by a dead process is replaced; a live one
- * is an error, so two dmthin processes never share a socket.
+ * Makes socketPath free to listen on: its directory exists, a stale socket
+ * left by a dead process is removed; a live one is an error, so two dmthin
+ * processes never share a socket.
  */
-export async function listenOnSocket(app: express.Express, socketPath: string): Promise<Server> {
+async function claimSocketPath(socketPath: string): Promise<void> {
   await fsp.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o755 });
   try {
     const st = await fsp.lstat(socketPath);
@@ -33,10 +32,83 @@ export async function listenOnSocket(app: express.Express, socketPath: string): 
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(socketPath, () => resolve(s));
-    s.once('error', reject);
+}
+
+/** Listens on socketPath, mode 0660: dockerd runs as root, nobody else needs it. */
+async function listenOn(server: Server, socketPath: string): Promise<Server> {
+  await claimSocketPath(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   await fsp.chmod(socketPath, 0o660);
   return server;
+}
+
+/** A server listening before the app exists: requests wait for serve(). */
+interface EarlyServer {
+  server: Server;
+  serve(app: RequestListener): void;
+}
+
+const earlyServers = new Map<string, EarlyServer>();
+
+/**
+ * Listens on socketPath at once, synchronously: the socket accepts
+ * connections even while the rest of dmthin loads and blocks the event
+ * loop. Requests wait until listenOnSocket hands over the app. Only when
+ * nothing is at socketPath (stale sockets are listenOnSocket's business).
+ * The server is unref'd until then, so it never keeps a process alive by
+ * itself. Returns whether it listens.
+ */
+export function listenEarly(socketPath: string): boolean {
+  try {
+    fs.lstatSync(socketPath);
+    return false;
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) return false;
+  }
+  let app: RequestListener | undefined;
+  const waiting: Array<Parameters<RequestListener>> = [];
+  const server = http.createServer((req, res) => {
+    if (app === undefined) waiting.push([req, res]);
+    else app(req, res);
+  });
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+  // net binds and listens a unix socket inside listen(); only the events come later.
+  server.listen(socketPath);
+  server.once('error', () => earlyServers.delete(socketPath));
+  try {
+    fs.chmodSync(socketPath, 0o660);
+  } catch {
+    server.close();
+    return false;
+  }
+  server.unref();
+  earlyServers.set(socketPath, {
+    server,
+    serve(handler) {
+      app = handler;
+      server.ref();
+      for (const [req, res] of waiting.splice(0)) handler(req, res);
+    },
+  });
+  return true;
+}
+
+/**
+ * Serves the app on socketPath: on the server listenEarly opened there in
+ * this process, or on a new one.
+ */
+export async function listenOnSocket(app: RequestListener, socketPath: string): Promise<Server> {
+  const early = earlyServers.get(socketPath);
+  if (early !== undefined) {
+    earlyServers.delete(socketPath);
+    early.serve(app);
+    return early.server;
+  }
+  return listenOn(http.createServer(app), socketPath);
 }
