@@ -54,15 +54,17 @@ for base in $(base_images); do
 done
 
 mkdir -p "$bundle/rootfs"
+SECONDS=0
 if [ "$pullable" = yes ]; then
   say "building the rootfs from the Dockerfile"
   docker build --quiet --tag "$image" "$project" >/dev/null
   container="$(docker create "$image" true)"
   docker export "$container" | tar -x -C "$bundle/rootfs"
-  say "rootfs: exported from an image of $project/Dockerfile"
+  say "rootfs: exported from an image of $project/Dockerfile ($SECONDS s)"
 else
   say "assembling the rootfs from this host instead"
   "$project/plugin/rootfs-from-host.sh" "$bundle/rootfs" | sed 's/^/  /'
+  say "rootfs assembled ($SECONDS s)"
 fi
 
 cp "$project/config.json" "$bundle/config.json"
@@ -83,6 +85,8 @@ node -e '
   console.log(`mount points: ${dirs.join(" ")}`);
 ' "$bundle/config.json" "$bundle/rootfs" | sed 's/^/plugin\/build.sh: /'
 
+SECONDS=0
 docker plugin create "$name" "$bundle" >/dev/null
+say "docker plugin create took $SECONDS s"
 say "created plugin $(docker plugin inspect --format '{{.Name}} ({{.Id}}), enabled: {{.Enabled}}' "$name")"
 say "next: docker plugin enable $name   (or: docker plugin push $name)"

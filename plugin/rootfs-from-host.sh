@@ -76,28 +76,24 @@ done
 say "tools: ${tools[*]}"
 
 copy_libraries "$project/build/Release/dmthin.node"
-mkdir -p "$rootfs$app/build/Release" "$rootfs$app/dist"
-cp -p "$project/build/Release/dmthin.node" "$rootfs$app/build/Release/"
-cp -a "$project/dist/src" "$rootfs$app/dist/"
-cp -p "$project/package.json" "$rootfs$app/"
+mkdir -p "$rootfs$app"
+tar -C "$project" -cf - package.json build/Release/dmthin.node dist/src | tar -C "$rootfs$app" -xf -
 say "app: $project/dist/src, the addon and package.json -> $app"
 
 # Production modules: the lockfile's packages not marked dev-only that are
 # installed here (optional ones for other platforms are not).
-modules=0
 production="$(node -e '
+  const fs = require("node:fs");
   const lock = require(process.argv[1]);
   for (const [key, entry] of Object.entries(lock.packages ?? {})) {
-    if (key.startsWith("node_modules/") && !entry.dev && !entry.devOptional) console.log(key);
-  }' "$project/package-lock.json")"
-for module in $production; do
-  [ -d "$project/$module" ] || continue
-  mkdir -p "$rootfs$app/$module"
-  cp -a "$project/$module/." "$rootfs$app/$module/"
-  modules=$((modules + 1))
-done
-say "$modules production modules from package-lock.json -> $app/node_modules"
-say "$copied files copied from this host, shared libraries included"
+    if (!key.startsWith("node_modules/") || entry.dev || entry.devOptional) continue;
+    if (fs.existsSync(`${process.argv[2]}/${key}`)) console.log(key);
+  }' "$project/package-lock.json" "$project")"
+# One tar for them all: a process per package is slow where processes are (under emulation).
+# shellcheck disable=SC2086 # one path a word; npm package paths have no spaces
+tar -C "$project" -cf - $production | tar -C "$rootfs$app" -xf -
+say "$(echo "$production" | wc -l) production modules from package-lock.json -> $app/node_modules"
+say "$copied executables and shared libraries copied from this host"
 
 # mke2fs reads its defaults from here; the host's file gives the host's mkfs.ext4 results.
 mkdir -p "$rootfs/etc"
