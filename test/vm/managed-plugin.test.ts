@@ -49,14 +49,19 @@ describe('the managed plugin: build, registry, install, dockerd on it (VM)', fun
     return plugin;
   };
 
-  /** The host pid of the plugin's process: the one whose root is the plugin's rootfs. */
+  /**
+   * The host pid of the plugin's process: node running dmthin whose root
+   * (the mount at "/" in its own mount table) is this plugin's rootfs.
+   */
   const pluginPid = async (): Promise<number | null> => {
     const { Id } = await inspectPlugin(NAME);
-    const rootfs = await fsp.realpath(path.join(daemon().dataRoot, 'plugins', Id, 'rootfs'));
     for (const entry of await fsp.readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
-      const root = await fsp.readlink(`/proc/${entry}/root`).catch(() => '');
-      if (root === rootfs) return Number(entry);
+      const cmdline = await fsp.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (!cmdline.includes('/opt/dmthin/dist/src/main.js')) continue;
+      const mounts = await fsp.readFile(`/proc/${entry}/mountinfo`, 'utf8').catch(() => '');
+      const root = mounts.split('\n').map((line) => line.split(' ')).find((fields) => fields[4] === '/');
+      if (root?.[3]?.endsWith(`/plugins/${Id}/rootfs`)) return Number(entry);
     }
     return null;
   };
@@ -110,6 +115,8 @@ describe('the managed plugin: build, registry, install, dockerd on it (VM)', fun
       env: { ...process.env, DOCKER_HOST: daemon().host, TMPDIR: dir },
       maxBuffer: 16 * 1024 * 1024,
     });
+    // Where a build under emulation spends its time, for whoever reads CI's log.
+    for (const line of stdout.split('\n').filter((l) => /\d+ s\)?$/.test(l))) process.stdout.write(`      ${line.trim()}\n`);
     assert.match(stdout, /base image node:20\S* cannot be pulled/);
     assert.match(stdout, /assembling the rootfs from this host/);
     assert.match(stdout, /created plugin localhost:5000\/dmthin:e2e/);
