@@ -4,7 +4,7 @@
 // and beside the host's; a busybox image made here, since no registry is
 // reachable.
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startLogged, waitUntil, type Started } from './processes';
@@ -37,7 +37,8 @@ export class Dockerd {
   constructor(
     /** everything of this dockerd lives here */
     readonly dir: string,
-    private readonly storage: Storage = VFS,
+    /** the storage it starts with, until start() is given another */
+    private storage: Storage = VFS,
   ) {}
 
   get driver(): string {
@@ -48,18 +49,28 @@ export class Dockerd {
     return `unix://${path.join(this.dir, 'docker.sock')}`;
   }
 
+  get dataRoot(): string {
+    return path.join(this.dir, 'docker');
+  }
+
   get logFile(): string {
     return path.join(this.dir, 'dockerd.log');
   }
 
-  /** Starts it and waits until it answers with its storage driver; rejects with its log's end if it exits first. */
-  async start(): Promise<void> {
+  /**
+   * Starts it (on `storage` from now on, when given) and waits until it
+   * answers with its storage driver; rejects with its log's end if it
+   * exits first.
+   */
+  async start(storage: Storage = this.storage): Promise<void> {
+    if (this.process !== undefined) throw new Error(`dockerd in ${this.dir} is already running`);
+    this.storage = storage;
     await fsp.mkdir(this.dir, { recursive: true });
     const started = startLogged(
       'dockerd',
       [
         ...this.storage.args,
-        '--data-root', path.join(this.dir, 'docker'),
+        '--data-root', this.dataRoot,
         '--exec-root', path.join(this.dir, 'exec'),
         '-H', this.host,
         '--pidfile', path.join(this.dir, 'dockerd.pid'),
@@ -121,12 +132,22 @@ export class Dockerd {
     throw new Error(`docker ${args.join(' ')} succeeded but must fail`);
   }
 
-  /** bb:latest, a static busybox with the applets the tests use. */
-  async importBusybox(): Promise<void> {
-    const rootfs = path.join(this.dir, 'rootfs');
-    await fsp.mkdir(path.join(rootfs, 'bin'), { recursive: true });
+  /** The last lines of its log, for a failure's report. */
+  logTail(lines: number): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return `(no log at ${this.logFile})`;
+    }
+  }
+
+  /** `tag`, a static busybox with the applets the tests use. */
+  async importBusybox(tag = 'bb:latest'): Promise<void> {
+    const rootfs = await fsp.mkdtemp(path.join(this.dir, 'busybox-'));
+    await fsp.mkdir(path.join(rootfs, 'bin'));
     await fsp.copyFile('/bin/busybox', path.join(rootfs, 'bin', 'busybox'));
-    for (const cmd of ['sh', 'echo', 'ls', 'cat', 'rm', 'mkdir', 'dd', 'sleep', 'df', 'sync', 'stat']) await fsp.symlink('busybox', path.join(rootfs, 'bin', cmd));
-    await execFileAsync('sh', ['-c', `tar -C ${rootfs} -c . | ${DOCKER_CLI} -H ${this.host} import - bb:latest`]);
+    for (const cmd of ['sh', 'echo', 'ls', 'cat', 'rm', 'mkdir', 'dd', 'sleep', 'df', 'sync', 'stat', 'touch']) await fsp.symlink('busybox', path.join(rootfs, 'bin', cmd));
+    await execFileAsync('sh', ['-c', 'tar -C "$1" -c . | "$2" -H "$3" import - "$4"', 'sh', rootfs, DOCKER_CLI, this.host, tag]);
+    await fsp.rm(rootfs, { recursive: true });
   }
 }

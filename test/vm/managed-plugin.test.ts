@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Dockerd, haveDockerd } from '../support/docker';
+import { Dockerd, haveDockerd } from '../support/dockerd';
 import { requireRoot, requireVm, skipBecause } from '../support/env';
 import { parseMountinfo } from '../../src/devmapper/mountinfo';
 import { tempHome } from '../support/deviceset';
@@ -129,7 +129,7 @@ describe('the managed plugin: build, registry, install, dockerd on it (VM)', fun
     registry = await startRegistry(dir);
     dockerd = new Dockerd(dir);
     // Plugins are installed before dockerd is switched to them: any built-in driver will do.
-    await dockerd.start(['-s', 'vfs']);
+    await dockerd.start();
   });
 
   // Each step builds on the ones before: after a failure the rest skip, saying which step failed.
@@ -226,7 +226,7 @@ describe('the managed plugin: build, registry, install, dockerd on it (VM)', fun
   it('is the storage driver of dockerd restarted with --experimental -s dmthin:latest, its pool in the state directory', async function () {
     this.timeout(300_000);
     await daemon().stop();
-    await daemon().start(['--experimental', '-s', NAME]);
+    await daemon().start({ driver: NAME, args: ['--experimental', '-s', NAME] });
     assert.equal((await docker('info', '--format', '{{.Driver}}')).trim(), NAME);
     const info = await docker('info');
     assert.match(info, /Pool Name: dmthin-/);
