@@ -6,6 +6,7 @@
 // let the requests in flight finish, then shut everything down cleanly.
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
 import { DeviceSetHolder } from './deviceset';
@@ -44,7 +45,12 @@ async function main(): Promise<number> {
   await fsp.mkdir(settings.root, { recursive: true, mode: 0o711 });
 
   const restored = await restoredInit(settings, log);
-  const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log });
+  // After a crash, a layer still mounted where the GraphDriver mounts it
+  // belongs to a running container: adopted, not unmounted.
+  const home = restored?.home;
+  const adoptLeftMount = (hash: string, target: string): boolean =>
+    home !== undefined && !hash.startsWith(VOLUME_DEVICE_PREFIX) && target === path.join(home, 'mnt', hash);
+  const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log, adoptLeftMount });
   const { root, mountRoot, volumeKind, volumeSize } = settings;
   const volumes = new VolumeStore({ root, mountRoot, volumeKind, volumeSize, pool: holder, log });
   // Before the pool opens; the DeviceSet unmounts stale thin volume mounts as it opens.

@@ -32,6 +32,12 @@ export interface DeviceSetConfig {
   home: string;
   options: DeviceSetOptions;
   log: Logger;
+  /**
+   * Whether a mount of device `hash` at `target` that a killed process
+   * left behind is still someone's (a running container's layer), to be
+   * adopted with one user rather than unmounted as stale.
+   */
+  adoptLeftMount?: (hash: string, target: string) => boolean;
 }
 
 export interface AddDeviceOptions {
@@ -98,6 +104,7 @@ export class DeviceSet {
   private readonly faulty = new Map<string, string>();
   /** mounted devices: where, how many users, and whether a mount adopted from the last run is still to be checked */
   private readonly mounts = new Map<string, MountRecord>();
+  private adoptLeftMount: (hash: string, target: string) => boolean = () => false;
   private readonly poolLock = new Mutex();
   private readonly deviceLocks = new KeyedMutex();
   private ids = new IdAllocator([]);
@@ -131,6 +138,7 @@ export class DeviceSet {
     const set = new DeviceSet(home, prefix, options, log, store, pool);
     set.deferredRemoval = deferredRemoval;
     set.deferredDeletion = deferredDeletion;
+    set.adoptLeftMount = config.adoptLeftMount ?? ((): boolean => false);
     try {
       await set.load();
       await set.setupBaseDevice();
@@ -197,7 +205,10 @@ export class DeviceSet {
    * Mounts of this set's devices left by a process that died, wherever they
    * are (layers under a Home, volumes under their mount root): found by
    * device number in mountinfo, deepest first. Those the last shutdown
-   * kept for their users (see shutdown) are adopted instead, users and all.
+   * kept for their users (see shutdown) are adopted instead, users and all;
+   * after a crash, those adoptLeftMount claims are adopted with one user
+   * (a running container's layer: unmounting it would leave the container
+   * without its rootfs on the host, and docker exec or commit failing).
    */
   private async unmountStale(kept: readonly KeptMount[]): Promise<void> {
     const ours = new Map<string, string>();
@@ -215,9 +226,21 @@ export class DeviceSet {
         this.log.info('adopted a mount the last run kept for its users', { hash: keep.hash, target, users: keep.users });
         continue;
       }
+      const hash = this.hashOfDeviceName(ours.get(device) ?? '');
+      if (keep === undefined && hash !== undefined && !this.mounts.has(hash) && this.adoptLeftMount(hash, target)) {
+        this.mounts.set(hash, { target, users: 1, adopted: true });
+        this.log.info('adopted a mount a killed process left behind', { hash, target });
+        continue;
+      }
       this.log.info('unmounting a stale mount', { target });
       await kfs.umount2(target, kfs.constants.MNT_DETACH).catch((err: unknown) => this.log.warn('cannot unmount', { target, err: String(err) }));
     }
+  }
+
+  /** The hash of a known device by its dm name. */
+  private hashOfDeviceName(name: string): string | undefined {
+    for (const hash of this.devices.keys()) if (this.deviceName(hash) === name) return hash;
+    return undefined;
   }
 
   private get keptMountsFile(): string {
@@ -456,7 +479,17 @@ export class DeviceSet {
       this.poolLock.run(async () => {
         const record = this.devices.get(hash);
         if (record === undefined) return;
-        if (this.mounts.has(hash)) throw new DmthinError('EBUSY', `device ${hash} is mounted`);
+        const mounted = this.mounts.get(hash);
+        if (mounted?.adopted === true) {
+          // Adopted from a killed process and not used since: its user was
+          // that process (an ApplyDiff cut short, say), since dockerd removes
+          // no layer it still holds.
+          await kfs.umount2(mounted.target, kfs.constants.MNT_DETACH).catch(() => undefined);
+          await fsp.rmdir(mounted.target).catch(() => undefined);
+          this.mounts.delete(hash);
+        } else if (mounted !== undefined) {
+          throw new DmthinError('EBUSY', `device ${hash} is mounted`);
+        }
         await this.deleteLocked(record, options.syncDelete ?? false, options.discard ?? this.options.blkDiscard);
       }),
     );

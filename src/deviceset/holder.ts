@@ -16,6 +16,8 @@ export interface DeviceSetHolderConfig {
   /** the plugin's own dm.* settings */
   pluginOptions: readonly string[];
   log: Logger;
+  /** see DeviceSetConfig.adoptLeftMount */
+  adoptLeftMount?: (hash: string, target: string) => boolean;
 }
 
 export const NO_DEVICE_MAPPER =
@@ -88,8 +90,8 @@ export class DeviceSetHolder {
       this.config.log.warn('device-mapper is missing: layers and thin volumes are unavailable until `modprobe dm_thin_pool`');
       return Promise.reject(new DmthinError('ENODM', NO_DEVICE_MAPPER));
     }
-    const { root, log } = this.config;
-    const opening = DeviceSet.open({ home: root, options, log }).then(
+    const { root, log, adoptLeftMount } = this.config;
+    const opening = DeviceSet.open({ home: root, options, log, ...(adoptLeftMount ? { adoptLeftMount } : {}) }).then(
       (set) => {
         if (this.opening === opening) this.opened = set;
         return set;

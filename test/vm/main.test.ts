@@ -58,6 +58,37 @@ describe('the dmthin process (VM)', function () {
     assert.equal((await dm.info(pool)).exists, false, 'with nothing in use the pool is removed on shutdown');
   });
 
+  it('after a SIGKILL, adopts a layer left mounted where the GraphDriver mounts it, and lets dockerd remove one nothing holds', async () => {
+    const dir = await tempHome('main-kill');
+    const socket = path.join(dir, 'plugins', 'dmthin.sock');
+    const root = path.join(dir, 'state');
+    const home = path.join(dir, 'docker', 'dmthin');
+    const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
+    const plugin = startPlugin(env);
+    await plugin.waitFor(LISTENING);
+    assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
+    const [held, cutShort] = ['a'.repeat(64), 'b'.repeat(64)];
+    for (const id of [held, cutShort]) assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
+    const heldDir = String((await post(socket, 'GraphDriver.Get', { ID: held }))['Dir']);
+    await fsp.writeFile(path.join(heldDir, 'hello'), 'world');
+    const cutDir = String((await post(socket, 'GraphDriver.Get', { ID: cutShort }))['Dir']);
+    await plugin.kill();
+
+    const again = startPlugin(env);
+    await again.waitFor(LISTENING);
+    assert.equal(await fsp.readFile(path.join(heldDir, 'hello'), 'utf8'), 'world', 'the running container keeps its rootfs on the host');
+    assert.equal((await post(socket, 'GraphDriver.Get', { ID: held }))['Dir'], heldDir);
+    assert.deepEqual(await post(socket, 'GraphDriver.Put', { ID: held }), {});
+    assert.equal(existsSync(path.join(heldDir, 'hello')), true, 'the adopted user is left');
+    assert.deepEqual(await post(socket, 'GraphDriver.Put', { ID: held }), {});
+    assert.equal(existsSync(path.join(heldDir, 'hello')), false, 'the last Put unmounts it');
+    // dockerd removes a layer whose ApplyDiff failed: the adopted mount goes with it.
+    assert.deepEqual(await post(socket, 'GraphDriver.Remove', { ID: cutShort }), {});
+    assert.deepEqual(await post(socket, 'GraphDriver.Exists', { ID: cutShort }), { Exists: false });
+    assert.equal(existsSync(cutDir), false, 'nothing is left mounted there');
+    assert.equal((await again.stop()).code, 0, again.output());
+  });
+
   it('finishes a request in flight on SIGTERM, takes no new ones, and keeps what it wrote', async () => {
     const dir = await tempHome('main-inflight');
     const socket = path.join(dir, 'plugins', 'dmthin.sock');

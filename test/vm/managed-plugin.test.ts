@@ -287,8 +287,12 @@ describe('the managed plugin: build, registry, install, dockerd on it (VM)', fun
 
     assert.equal(await run('bb:two', 'busybox', 'cat', '/newfile'), 'data');
     assert.equal((await docker('start', '-a', 'keeper')).trim(), 'kept\nkept\nkept');
-    // The container that ran through the crash keeps running; removing it unmounts its volumes.
+    // The container that ran through the crash keeps running, with its layer
+    // still mounted on the host: exec and commit work; removing it unmounts its volumes.
     assert.equal((await docker('inspect', '--format', '{{.State.Running}}', 'runner')).trim(), 'true');
+    assert.equal((await docker('exec', 'runner', 'cat', '/work')).trim(), 'before');
+    await docker('commit', 'runner', 'bb:crash');
+    assert.equal(await run('bb:crash', 'cat', '/work'), 'before');
     await docker('rm', '-f', 'runner');
     assert.equal(await volumeFiles(), 'plain\nbefore\nthin\nbefore');
     assert.deepEqual((await docker('volume', 'ls', '-q')).trim().split('\n').sort(), ['plainvol', 'thinvol']);
