@@ -7,12 +7,40 @@ import path from 'node:path';
 import { dm } from '../../src/devmapper';
 import { requireRoot, requireVm } from '../support/env';
 import { tempHome } from '../support/deviceset';
-import { LISTENING, startPlugin } from '../support/plugin-process';
+import { LISTENING, startPlugin, type PluginProcess } from '../support/plugin-process';
 import { makeTar } from '../support/tar';
 import { postUnix } from '../support/unix-http';
 
 async function post(socketPath: string, method: string, body: unknown): Promise<Record<string, unknown>> {
   return (await postUnix(socketPath, method, body)).body;
+}
+
+/** One test's own dmthin: socket, state directory, and dockerd's Home for the driver. */
+interface MainRun {
+  socket: string;
+  root: string;
+  home: string;
+  env: NodeJS.ProcessEnv;
+}
+
+async function mainRun(name: string): Promise<MainRun> {
+  const dir = await tempHome(name);
+  const socket = path.join(dir, 'plugins', 'dmthin.sock');
+  const root = path.join(dir, 'state');
+  const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
+  return { socket, root, home: path.join(dir, 'docker', 'dmthin'), env };
+}
+
+/** Starts dmthin as `npm start` does and waits until it listens. */
+async function startMain(run: MainRun): Promise<PluginProcess> {
+  const plugin = startPlugin(run.env);
+  await plugin.waitFor(LISTENING);
+  return plugin;
+}
+
+/** GraphDriver.Init as dockerd 20.10 sends it. */
+async function init(run: MainRun): Promise<void> {
+  assert.deepEqual(await post(run.socket, 'GraphDriver.Init', { Home: run.home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
 }
 
 describe('the dmthin process (VM)', function () {
@@ -22,15 +50,11 @@ describe('the dmthin process (VM)', function () {
   });
 
   it('serves the plugin socket, makes its pool under DMTHIN_ROOT, keeps a layer in use mounted across a restart, and leaves nothing behind', async () => {
-    const dir = await tempHome('main');
-    const socket = path.join(dir, 'plugins', 'dmthin.sock');
-    const root = path.join(dir, 'state');
-    const home = path.join(dir, 'docker', 'dmthin');
-    const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
-    const plugin = startPlugin(env);
-    await plugin.waitFor(LISTENING);
+    const run = await mainRun('main');
+    const { socket, root } = run;
+    const plugin = await startMain(run);
     assert.deepEqual(await post(socket, 'Plugin.Activate', {}), { Implements: ['GraphDriver', 'VolumeDriver'] });
-    assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
+    await init(run);
     assert.ok(existsSync(path.join(root, 'devicemapper', 'data')), 'the default pool lives in sparse files under DMTHIN_ROOT');
     const id = 'e'.repeat(64);
     assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
@@ -47,8 +71,7 @@ describe('the dmthin process (VM)', function () {
     assert.equal((await dm.info(pool)).exists, true, 'the pool stays while a layer is in use');
 
     // Started again, it adopts the mount with its user: a Get shares it, the last Put unmounts it.
-    const again = startPlugin(env);
-    await again.waitFor(LISTENING);
+    const again = await startMain(run);
     assert.equal((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir'], dir2);
     assert.deepEqual(await post(socket, 'GraphDriver.Put', { ID: id }), {});
     assert.equal(existsSync(path.join(dir2, 'hello')), true, 'one user left');
@@ -59,14 +82,10 @@ describe('the dmthin process (VM)', function () {
   });
 
   it('after a SIGKILL, adopts a layer left mounted where the GraphDriver mounts it, and lets dockerd remove one nothing holds', async () => {
-    const dir = await tempHome('main-kill');
-    const socket = path.join(dir, 'plugins', 'dmthin.sock');
-    const root = path.join(dir, 'state');
-    const home = path.join(dir, 'docker', 'dmthin');
-    const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: root, DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
-    const plugin = startPlugin(env);
-    await plugin.waitFor(LISTENING);
-    assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
+    const run = await mainRun('main-kill');
+    const { socket } = run;
+    const plugin = await startMain(run);
+    await init(run);
     const [held, cutShort] = ['a'.repeat(64), 'b'.repeat(64)];
     for (const id of [held, cutShort]) assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
     const heldDir = String((await post(socket, 'GraphDriver.Get', { ID: held }))['Dir']);
@@ -74,8 +93,7 @@ describe('the dmthin process (VM)', function () {
     const cutDir = String((await post(socket, 'GraphDriver.Get', { ID: cutShort }))['Dir']);
     await plugin.kill();
 
-    const again = startPlugin(env);
-    await again.waitFor(LISTENING);
+    const again = await startMain(run);
     assert.equal(await fsp.readFile(path.join(heldDir, 'hello'), 'utf8'), 'world', 'the running container keeps its rootfs on the host');
     assert.equal((await post(socket, 'GraphDriver.Get', { ID: held }))['Dir'], heldDir);
     assert.deepEqual(await post(socket, 'GraphDriver.Put', { ID: held }), {});
@@ -90,13 +108,10 @@ describe('the dmthin process (VM)', function () {
   });
 
   it('finishes a request in flight on SIGTERM, takes no new ones, and keeps what it wrote', async () => {
-    const dir = await tempHome('main-inflight');
-    const socket = path.join(dir, 'plugins', 'dmthin.sock');
-    const env = { DMTHIN_SOCKET: socket, DMTHIN_ROOT: path.join(dir, 'state'), DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M' };
-    const home = path.join(dir, 'docker', 'dmthin');
-    let plugin = startPlugin(env);
-    await plugin.waitFor(LISTENING);
-    assert.deepEqual(await post(socket, 'GraphDriver.Init', { Home: home, Opts: null, UIDMaps: null, GIDMaps: null }), {});
+    const run = await mainRun('main-inflight');
+    const { socket } = run;
+    let plugin = await startMain(run);
+    await init(run);
     const id = 'f'.repeat(64);
     assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: id }), {});
 
@@ -121,8 +136,7 @@ describe('the dmthin process (VM)', function () {
     await assert.rejects(post(socket, 'GraphDriver.Status', {}), /ENOENT|ECONNREFUSED/, 'no new requests once stopped');
 
     // Started again, it serves the layer without a new Init: the file is there.
-    plugin = startPlugin(env);
-    await plugin.waitFor(LISTENING);
+    plugin = await startMain(run);
     try {
       const rootfs = String((await post(socket, 'GraphDriver.Get', { ID: id }))['Dir']);
       assert.equal((await fsp.stat(path.join(rootfs, 'big'))).size, 2 * 1024 * 1024);
