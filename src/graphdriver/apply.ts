@@ -14,7 +14,6 @@ import {
   symlinkSync,
   unlinkSync,
   writeSync,
-  type Stats,
 } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -44,8 +43,9 @@ interface DirTimes {
  * metadata, in one synchronous burst of a few system calls: a thread-pool
  * round trip per call costs far more than the call (many times more under
  * emulation), and ApplyDiff is one call per entry. Larger bodies stream.
+ * Diff reads files up to the same size in one call.
  */
-const SMALL_BODY = 1024 * 1024;
+export const SMALL_BODY = 1024 * 1024;
 
 /** One ApplyDiff: the layer root and what this tar has done to it so far. */
 class Applier {
@@ -133,16 +133,7 @@ export async function applyTar(root: string, input: Readable): Promise<number> {
  * is never followed (it may point outside the layer).
  */
 function setDirTime(dir: string, mtime: Date): void {
-  if (lstatOrNull(dir)?.isDirectory() === true) lutimesSync(dir, mtime, mtime);
-}
-
-function lstatOrNull(file: string): Stats | null {
-  try {
-    return lstatSync(file);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return null;
-    throw err;
-  }
+  if (lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === true) lutimesSync(dir, mtime, mtime);
 }
 
 async function applyEntry(a: Applier, h: Header, xattrs: Map<string, Buffer>, body: Body): Promise<void> {
@@ -259,8 +250,8 @@ async function writeSmallBody(target: string, body: Body, size: number): Promise
 
 /** Clears the way for a new entry: anything there goes, except a directory that stays a directory. */
 async function makeRoom(a: Applier, target: string, isDir: boolean): Promise<void> {
-  const st = lstatOrNull(target);
-  if (st === null) return;
+  const st = lstatSync(target, { throwIfNoEntry: false });
+  if (st === undefined) return;
   if (isDir && st.isDirectory()) return;
   if (st.isDirectory()) {
     await fsp.rm(target, { recursive: true, force: true });

@@ -1,20 +1,17 @@
 // Diff: a tar of a layer's changes against its parent, with AUFS
 // whiteouts for deletions, streamed file by file.
-import { createReadStream, lstatSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { createReadStream, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { fs as kfs } from '../devmapper';
-import { isErrno } from '../errors';
-import { WHITEOUT_PREFIX } from './apply';
+import { SMALL_BODY, WHITEOUT_PREFIX } from './apply';
 import { ChangeKind, type Change } from './changes';
 import { paxHeaderEntry, paxRecord } from './pax-header';
 
 type EntryHeader = Partial<tar.Header> & { name: string };
 
 const S_IFREG = 0o100000;
-/** Files up to this size are read in one call; larger ones stream. */
-const SMALL_BODY = 1024 * 1024;
 
 /** The tar stream of `list` (from changes()), read from the mounted layer. */
 export function exportChanges(layer: string, list: readonly Change[]): Readable {
@@ -58,14 +55,9 @@ async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Ma
   }
   const file = path.join(layer, change.Path);
   // Synchronous stat, readlink and small reads: a thread-pool round trip per call costs more than the call.
-  let st: BigIntStats;
-  try {
-    st = lstatSync(file, { bigint: true });
-  } catch (err) {
-    // Gone since Changes saw it (a running container's file): left out, as the in-tree driver does.
-    if (isErrno(err, 'ENOENT')) return;
-    throw err;
-  }
+  const st = lstatSync(file, { bigint: true, throwIfNoEntry: false });
+  // Gone since Changes saw it (a running container's file): left out, as the in-tree driver does.
+  if (st === undefined) return;
   const header: EntryHeader = {
     name,
     // With the type bits, as the in-tree driver writes it; tar-stream keeps
