@@ -211,36 +211,31 @@ export class DeviceSet {
    * without its rootfs on the host, and docker exec or commit failing).
    */
   private async unmountStale(kept: readonly KeptMount[]): Promise<void> {
-    const ours = new Map<string, string>();
+    const hashByName = new Map([...this.devices.keys()].map((hash) => [this.deviceName(hash), hash]));
+    /** "MAJOR:MINOR" of each active device of this set -> its hash, when metadata knows it */
+    const ours = new Map<string, string | undefined>();
     for (const d of await dm.list()) {
-      if (d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name) ours.set(`${d.major}:${d.minor}`, d.name);
+      if (d.name.startsWith(`${this.prefix}-`) && d.name !== this.pool.name) ours.set(`${d.major}:${d.minor}`, hashByName.get(d.name));
     }
     const mounts = mountinfo
       .readMountinfo()
       .filter((m) => ours.has(m.device))
       .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
     for (const { device, mountpoint: target } of mounts) {
-      const keep = kept.find((k) => k.target === target && this.deviceName(k.hash) === ours.get(device));
-      if (keep !== undefined && this.devices.has(keep.hash) && !this.mounts.has(keep.hash)) {
-        this.mounts.set(keep.hash, { target, users: keep.users, adopted: true });
-        this.log.info('adopted a mount the last run kept for its users', { hash: keep.hash, target, users: keep.users });
-        continue;
-      }
-      const hash = this.hashOfDeviceName(ours.get(device) ?? '');
-      if (keep === undefined && hash !== undefined && !this.mounts.has(hash) && this.adoptLeftMount(hash, target)) {
-        this.mounts.set(hash, { target, users: 1, adopted: true });
-        this.log.info('adopted a mount a killed process left behind', { hash, target });
-        continue;
+      const hash = ours.get(device);
+      if (hash !== undefined && !this.mounts.has(hash)) {
+        // Kept by the last shutdown with its users; else, after a crash, claimed with one.
+        const keptUsers = kept.find((k) => k.hash === hash && k.target === target)?.users;
+        const users = keptUsers ?? (this.adoptLeftMount(hash, target) ? 1 : 0);
+        if (users > 0) {
+          this.mounts.set(hash, { target, users, adopted: true });
+          this.log.info('adopted a mount the last run left for its users', { hash, target, users, by: keptUsers !== undefined ? 'shutdown' : 'crash' });
+          continue;
+        }
       }
       this.log.info('unmounting a stale mount', { target });
       await kfs.umount2(target, kfs.constants.MNT_DETACH).catch((err: unknown) => this.log.warn('cannot unmount', { target, err: String(err) }));
     }
-  }
-
-  /** The hash of a known device by its dm name. */
-  private hashOfDeviceName(name: string): string | undefined {
-    for (const hash of this.devices.keys()) if (this.deviceName(hash) === name) return hash;
-    return undefined;
   }
 
   private get keptMountsFile(): string {
@@ -484,8 +479,7 @@ export class DeviceSet {
           // Adopted from a killed process and not used since: its user was
           // that process (an ApplyDiff cut short, say), since dockerd removes
           // no layer it still holds.
-          await kfs.umount2(mounted.target, kfs.constants.MNT_DETACH).catch(() => undefined);
-          await fsp.rmdir(mounted.target).catch(() => undefined);
+          await this.unmountAndRemove(mounted.target).catch(() => undefined);
           this.mounts.delete(hash);
         } else if (mounted !== undefined) {
           throw new DmthinError('EBUSY', `device ${hash} is mounted`);
@@ -552,10 +546,8 @@ export class DeviceSet {
         mounted.users--;
         return;
       }
-      await kfs.umount2(mounted.target, kfs.constants.MNT_DETACH);
+      await this.unmountAndRemove(mounted.target);
       this.mounts.delete(hash);
-      // Removing the directory also drops copies of the mount that leaked into other namespaces.
-      await fsp.rmdir(mounted.target).catch(() => undefined);
       await this.deactivate(this.deviceName(hash), this.deferredRemoval);
     });
   }
@@ -657,8 +649,7 @@ export class DeviceSet {
           kept.push({ hash, target, users });
           continue;
         }
-        await kfs.umount2(target, kfs.constants.MNT_DETACH).catch(() => undefined);
-        await fsp.rmdir(target).catch(() => undefined);
+        await this.unmountAndRemove(target).catch(() => undefined);
       }
       this.mounts.clear();
       if (kept.length > 0) await writeFileAtomic(this.keptMountsFile, JSON.stringify(kept));
@@ -885,8 +876,21 @@ export class DeviceSet {
     try {
       return await use(dir);
     } finally {
-      await kfs.umount2(dir, kfs.constants.MNT_DETACH);
-      await fsp.rmdir(dir).catch(() => undefined);
+      await this.unmountAndRemove(dir);
+    }
+  }
+
+  /**
+   * Unmounts target lazily and removes its directory, which also drops
+   * copies of the mount that leaked into other namespaces. The directory
+   * goes even when the unmount fails because nothing was mounted; a
+   * directory still mounted refuses, harmlessly. Rejects if the unmount failed.
+   */
+  private async unmountAndRemove(target: string): Promise<void> {
+    try {
+      await kfs.umount2(target, kfs.constants.MNT_DETACH);
+    } finally {
+      await fsp.rmdir(target).catch(() => undefined);
     }
   }
 
