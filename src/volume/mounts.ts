@@ -4,7 +4,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs, mountinfo } from '../devmapper';
-import { DmthinError } from '../errors';
+import { DmthinError, isErrno } from '../errors';
 import { maskSecrets, plainMountArguments, type PlainSpec } from './options';
 
 /** Mounts at `dir` or below it (includeSelf false: strictly below), deepest first. */
@@ -28,7 +28,7 @@ export async function unmountAll(mountpoints: readonly string[]): Promise<Array<
       await kfs.umount2(mp, kfs.constants.MNT_DETACH);
     } catch (err) {
       // EINVAL: not a mountpoint (any more); stacked mounts were all detached by the first call.
-      if ((err as { code?: string }).code !== 'EINVAL' && (err as { code?: string }).code !== 'ENOENT') failed.push({ mountpoint: mp, err: String(err) });
+      if (!isErrno(err, 'EINVAL', 'ENOENT')) failed.push({ mountpoint: mp, err: String(err) });
     }
   }
   return failed;
@@ -75,13 +75,9 @@ export async function removeTree(dir: string): Promise<void> {
   await fsp.rm(dir, { recursive: true, force: true });
 }
 
-/** rmdir that tolerates a directory already gone. */
+/** Removes an empty mountpoint directory, best effort: one already gone, still mounted or not empty stays as it is. */
 export async function removeEmptyDir(dir: string): Promise<void> {
-  try {
-    await fsp.rmdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  await fsp.rmdir(dir).catch(() => undefined);
 }
 
 export function isMountpoint(dir: string): boolean {

@@ -199,7 +199,7 @@ export class VolumeStore implements VolumeDriverApi {
       }
       failpoint('volume:remove:device-deleted');
       this.volumes.delete(name);
-      if (!this.legacyLayout) await removeEmptyDir(this.mountpoint(name)).catch(() => undefined);
+      if (!this.legacyLayout) await removeEmptyDir(this.mountpoint(name));
       // Left behind on failure: the next start removes dot-directories.
       await removeTree(trash).catch((err: unknown) => this.config.log.warn('cannot remove a removed volume\'s directory', { dir: trash, err: String(err) }));
     });
@@ -386,7 +386,7 @@ export class VolumeStore implements VolumeDriverApi {
       if (spec.type === undefined) await bindMount(path.join(this.volumeDir(volume.name), DATA_DIR), mountpoint);
       else await mountPlain(volume.name, spec, mountpoint);
     } catch (err) {
-      if (!this.legacyLayout) await removeEmptyDir(mountpoint).catch(() => undefined);
+      if (!this.legacyLayout) await removeEmptyDir(mountpoint);
       throw err;
     }
   }
@@ -402,7 +402,7 @@ export class VolumeStore implements VolumeDriverApi {
     }
     if (spec.type === undefined && this.legacyLayout) return;
     await kfs.umount2(mountpoint, kfs.constants.MNT_DETACH);
-    if (!this.legacyLayout) await removeEmptyDir(mountpoint).catch(() => undefined);
+    if (!this.legacyLayout) await removeEmptyDir(mountpoint);
   }
 
   // ---- the thin pool ------------------------------------------------------------------------------
@@ -548,7 +548,7 @@ export class VolumeStore implements VolumeDriverApi {
   /** Mountpoint directories under the mount root that no mounted volume uses (left by a crash). */
   private async removeUnusedMountpoints(): Promise<void> {
     for (const entry of await fsp.readdir(this.mountsDir)) {
-      await removeEmptyDir(path.join(this.mountsDir, entry)).catch(() => undefined);
+      await removeEmptyDir(path.join(this.mountsDir, entry));
     }
   }
 }
