@@ -1,13 +1,14 @@
-// A dockerd 20.10 of its own for end-to-end tests and benchmarks: its own
-// data root, exec root, API socket, pid file and log, so that several run
-// side by side (dmthin's and the in-tree devicemapper driver's in one VM)
-// and beside the host's; a busybox image made here, since no registry is
-// reachable.
+// A dockerd of its own for end-to-end tests and benchmarks, Debian 12's
+// 20.10 or Debian 13's 26: its own data root, exec root, API socket, pid
+// file and log, so that several run side by side (dmthin's and the in-tree
+// devicemapper driver's in one VM) and beside the host's; a busybox image
+// made here, since no registry is reachable.
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startLogged, waitUntil, type Started } from './processes';
+import { trixieBin, trixieEnv, trixieMissing } from './trixie';
 
 const execFileAsync = promisify(execFile);
 
@@ -20,6 +21,29 @@ export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'd
 
 export function haveDockerd(): boolean {
   return existsSync('/usr/sbin/dockerd');
+}
+
+/** Which dockerd runs: its binary and the environment it starts with. */
+export interface Engine {
+  /** its major version as tests name it: '20.10' or '26' */
+  version: string;
+  command: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Debian 12's dockerd (docker.io 20.10), with its containerd 1.6. */
+export const DOCKERD_20: Engine = { version: '20.10', command: 'dockerd', env: process.env };
+
+/**
+ * Debian 13's dockerd 26 with containerd 1.7, unpacked by
+ * scripts/fetch-trixie; its PATH finds them first, Debian 12's runc after.
+ */
+export const DOCKERD_26: Engine = { version: '26', command: path.join(trixieBin(), 'dockerd'), env: trixieEnv() };
+
+/** Why `engine` cannot run here, or null when it can. */
+export function engineMissing(engine: Engine): string | null {
+  if (engine === DOCKERD_26) return trixieMissing();
+  return haveDockerd() ? null : 'dockerd is not installed (scripts/setup --test installs docker.io)';
 }
 
 export interface Storage {
@@ -39,6 +63,7 @@ export class Dockerd {
     readonly dir: string,
     /** the storage it starts with, until start() is given another */
     private storage: Storage = VFS,
+    readonly engine: Engine = DOCKERD_20,
   ) {}
 
   get driver(): string {
@@ -67,7 +92,7 @@ export class Dockerd {
     this.storage = storage;
     await fsp.mkdir(this.dir, { recursive: true });
     const started = startLogged(
-      'dockerd',
+      this.engine.command,
       [
         ...this.storage.args,
         '--data-root', this.dataRoot,
@@ -79,14 +104,15 @@ export class Dockerd {
         '--shutdown-timeout=2',
       ],
       this.logFile,
+      this.engine.env,
     );
     this.process = started;
     const exited = started.exited.then(({ code, signal }) => {
-      throw new Error(`dockerd (${this.driver}) exited (${String(code ?? signal)}) while starting; its output ends:\n${started.output().slice(-3000)}`);
+      throw new Error(`dockerd ${this.engine.version} (${this.driver}) exited (${String(code ?? signal)}) while starting; its output ends:\n${started.output().slice(-3000)}`);
     });
     exited.catch(() => undefined);
     await Promise.race([
-      waitUntil(`dockerd (${this.driver}) to answer`, async () => (await this.docker('info', '--format', '{{.Driver}}')).trim() === this.driver, 120_000),
+      waitUntil(`dockerd ${this.engine.version} (${this.driver}) to answer`, async () => (await this.docker('info', '--format', '{{.Driver}}')).trim() === this.driver, 120_000),
       exited,
     ]);
   }
@@ -118,7 +144,7 @@ export class Dockerd {
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string };
       const output = `${e.stderr ?? ''}${e.stderr ? '' : e.stdout ?? ''}`.trim();
-      throw new Error(`docker ${args.join(' ')} (${this.driver}): ${output || String(err)}`);
+      throw new Error(`docker ${args.join(' ')} (${this.engine.version}, ${this.driver}): ${output || String(err)}`);
     }
   }
 
