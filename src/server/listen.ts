@@ -34,17 +34,59 @@ async function claimSocketPath(socketPath: string): Promise<void> {
   }
 }
 
+const SOCKET_MODE = 0o660;
+
+/**
+ * Binds server to socketPath with mode 0660 from the socket's first
+ * moment: a socket is created under the process umask, so it is bound
+ * under a private name, in a 0700 directory beside socketPath, chmod-ed
+ * there, and only then given its name by link(2), which (unlike rename)
+ * fails rather than replace a socket another process put there meanwhile.
+ * The umask itself is left alone: it is process-wide, and the thread
+ * pool's file creations would pick it up. Node binds a unix socket inside
+ * listen(), so this is synchronous. Returns false when the bind failed
+ * (the server then emits the reason as 'error'); throws EADDRINUSE when
+ * socketPath was taken meanwhile. The server removes socketPath when it
+ * closes, if it is still its own.
+ */
+function bindSocket(server: Server, socketPath: string): boolean {
+  const privateDir = fs.mkdtempSync(path.join(path.dirname(socketPath), '.dmthin-'));
+  const privatePath = path.join(privateDir, 's');
+  try {
+    server.listen(privatePath);
+    if (!server.listening) return false;
+    fs.chmodSync(privatePath, SOCKET_MODE);
+    try {
+      fs.linkSync(privatePath, socketPath);
+    } catch (err) {
+      server.close();
+      if (isErrno(err, 'EEXIST')) throw new DmthinError('EADDRINUSE', `another process is serving ${socketPath}`);
+      throw err;
+    }
+    const { ino } = fs.lstatSync(socketPath);
+    server.once('close', () => {
+      // libuv unlinks only the private name it bound; the public one goes here, unless it is another socket by now.
+      if (fs.lstatSync(socketPath, { throwIfNoEntry: false })?.ino === ino) fs.rmSync(socketPath, { force: true });
+    });
+    return true;
+  } finally {
+    fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
 /** Listens on socketPath, mode 0660: dockerd runs as root, nobody else needs it. */
 async function listenOn(server: Server, socketPath: string): Promise<Server> {
   await claimSocketPath(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
+  let onError: (err: Error) => void = () => undefined;
+  const bindError = new Promise<Error>((resolve) => {
+    onError = resolve;
+    server.once('error', onError);
   });
-  await fsp.chmod(socketPath, 0o660);
+  try {
+    if (!bindSocket(server, socketPath)) throw await bindError;
+  } finally {
+    server.off('error', onError);
+  }
   return server;
 }
 
@@ -77,14 +119,11 @@ export function listenEarly(socketPath: string): boolean {
     if (app === undefined) waiting.push([req, res]);
     else app(req, res);
   });
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
-  // net binds and listens a unix socket inside listen(); only the events come later.
-  server.listen(socketPath);
   server.once('error', () => earlyServers.delete(socketPath));
   try {
-    fs.chmodSync(socketPath, 0o660);
+    fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o755 });
+    if (!bindSocket(server, socketPath)) return false;
   } catch {
-    server.close();
     return false;
   }
   server.unref();

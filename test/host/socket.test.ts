@@ -1,7 +1,7 @@
 // The plugin socket: where dockerd finds a legacy plugin.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { lstatSync, promises as fsp, watch } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -42,6 +42,46 @@ describe('plugin socket', () => {
     } finally {
       await close(server);
     }
+  });
+
+  it('never shows the socket with a wider mode than 0660, even under umask 0, and removes it when it closes', async () => {
+    const socketPath = path.join(dir, 'dmthin.sock');
+    const seen: number[] = [];
+    // Every time the name appears, its mode at once (a socket created in place would show 0777 under umask 0 until chmod).
+    const watcher = watch(dir, (_event, name) => {
+      const st = name === 'dmthin.sock' ? lstatSync(socketPath, { throwIfNoEntry: false }) : undefined;
+      if (st !== undefined) seen.push(st.mode & 0o777);
+    });
+    const script = `
+      process.umask(0);
+      const { listenOnSocket } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'src', 'server', 'listen.js'))});
+      listenOnSocket((req, res) => res.end('{}'), ${JSON.stringify(socketPath)}).then((server) => {
+        console.log('serving');
+        process.stdin.once('data', () => server.close(() => console.log('closed')));
+      });`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    const line = (want: string): Promise<void> =>
+      new Promise((resolve) => {
+        const check = (): void => {
+          if (lines.includes(want)) resolve();
+          else child.stdout.once('data', (d: Buffer) => (lines.push(...d.toString().trim().split('\n')), check()));
+        };
+        check();
+      });
+    try {
+      await line('serving');
+      assert.equal((await fsp.lstat(socketPath)).mode & 0o777, 0o660);
+      assert.deepEqual(await fsp.readdir(dir), ['dmthin.sock'], 'nothing else left beside it');
+      child.stdin.write('close\n');
+      await line('closed');
+      assert.deepEqual(await fsp.readdir(dir), [], 'the socket goes with the server');
+    } finally {
+      child.kill();
+      watcher.close();
+    }
+    assert.ok(seen.length > 0, 'the watcher saw the socket appear');
+    assert.deepEqual([...new Set(seen)], [0o660]);
   });
 
   it('replaces a stale socket left by a dead process', async () => {
