@@ -59,8 +59,20 @@ interface Volume {
   createdAt: string;
   /** null: no opts.json, a plain directory volume */
   state: RecordState | null;
-  /** dockerd's mount IDs that hold the volume mounted; kept in memory only, they die with dockerd's activations */
-  mountIds: Set<string>;
+  /**
+   * dockerd's mount IDs that hold the volume mounted, each with how many
+   * Mounts it sent not yet matched by an Unmount: a container that mounts
+   * one volume at two paths sends two Mounts under the same ID. Kept in
+   * memory only; they die with dockerd's activations.
+   */
+  mountIds: Map<string, number>;
+}
+
+/** Mounts not yet matched by an Unmount, over every mount ID. */
+function mountCount(volume: Volume): number {
+  let total = 0;
+  for (const n of volume.mountIds.values()) total += n;
+  return total;
 }
 
 const DATA_DIR = '_data';
@@ -130,7 +142,7 @@ export class VolumeStore implements VolumeDriverApi {
       }
       const state = await readVolumeRecord(dir);
       if (state?.ok === false) log.error('volume metadata unusable; the volume is listed with the reason and cannot be mounted', { volume: entry.name, problem: state.problem });
-      this.volumes.set(entry.name, { name: entry.name, createdAt: await this.createdAt(dir, state), state, mountIds: new Set() });
+      this.volumes.set(entry.name, { name: entry.name, createdAt: await this.createdAt(dir, state), state, mountIds: new Map() });
     }
     if (!this.legacyLayout) await this.removeUnusedMountpoints();
     log.info('volumes loaded', { volumes: this.volumes.size, staleMounts: stale.length, staleThinMounts: found.length - stale.length, layout: this.legacyLayout ? 'local' : 'mount root' });
@@ -176,7 +188,7 @@ export class VolumeStore implements VolumeDriverApi {
     await this.locks.run(name, async () => {
       const volume = this.mustGet(name);
       if (volume.mountIds.size > 0) {
-        throw new DmthinError('EBUSY', `volume ${name} is in use: mounted for ${volume.mountIds.size} container mount(s); stop the containers using it first`);
+        throw new DmthinError('EBUSY', `volume ${name} is in use: mounted for ${mountCount(volume)} container mount(s); stop the containers using it first`);
       }
       // A thin volume, or one whose opts.json cannot say, may own a device. Once the
       // set is open, a stale mount of that device is gone too.
@@ -213,8 +225,8 @@ export class VolumeStore implements VolumeDriverApi {
       if (volume.state?.ok === false) throw new DmthinError('EVOLCORRUPT', `volume ${name} cannot be mounted: ${volume.state.problem}`);
       const mountpoint = this.mountpoint(name);
       if (volume.mountIds.size === 0) await this.mountVolume(volume, mountpoint);
-      volume.mountIds.add(id);
-      this.config.log.debug('volume mounted', { volume: name, id, mountpoint, mounts: volume.mountIds.size });
+      volume.mountIds.set(id, (volume.mountIds.get(id) ?? 0) + 1);
+      this.config.log.debug('volume mounted', { volume: name, id, mountpoint, mounts: mountCount(volume) });
       return mountpoint;
     });
   }
@@ -224,13 +236,15 @@ export class VolumeStore implements VolumeDriverApi {
     await this.locks.run(name, async () => {
       const volume = this.mustGet(name);
       // IDs from before a restart of the plugin: their mounts were unmounted at start.
-      if (!volume.mountIds.has(id)) {
+      const count = volume.mountIds.get(id);
+      if (count === undefined) {
         this.config.log.debug('unmount for a mount ID this process does not know; nothing to do', { volume: name, id });
         return;
       }
-      if (volume.mountIds.size === 1) await this.unmountVolume(volume);
-      volume.mountIds.delete(id);
-      this.config.log.debug('volume unmounted', { volume: name, id, mounts: volume.mountIds.size });
+      if (count === 1 && volume.mountIds.size === 1) await this.unmountVolume(volume);
+      if (count === 1) volume.mountIds.delete(id);
+      else volume.mountIds.set(id, count - 1);
+      this.config.log.debug('volume unmounted', { volume: name, id, mounts: mountCount(volume) });
     });
   }
 
@@ -339,7 +353,7 @@ export class VolumeStore implements VolumeDriverApi {
       this.creating.delete(hash);
     }
     // Checked as a restart would read it, so memory and disk agree.
-    this.volumes.set(name, { name, createdAt: record.CreatedAt, state: checkRecord(record), mountIds: new Set() });
+    this.volumes.set(name, { name, createdAt: record.CreatedAt, state: checkRecord(record), mountIds: new Map() });
   }
 
   private deviceError(name: string, hash: string, err: unknown): Error {
@@ -478,10 +492,10 @@ export class VolumeStore implements VolumeDriverApi {
     let usage: UsageLookup | null = null;
     try {
       if (volume.state?.ok === true && volume.state.record.Kind === 'thin') usage = await this.usage(volume.name);
-      return volumeStatus(volume.state, volume.mountIds.size, usage);
+      return volumeStatus(volume.state, mountCount(volume), usage);
     } catch (err) {
       // Get must answer for a volume that exists, or dockerd forgets it.
-      return { Kind: volume.state?.ok === true ? volume.state.record.Kind : 'unknown', Error: `status unavailable: ${String(err)}`, Mounts: volume.mountIds.size };
+      return { Kind: volume.state?.ok === true ? volume.state.record.Kind : 'unknown', Error: `status unavailable: ${String(err)}`, Mounts: mountCount(volume) };
     }
   }
 

@@ -95,6 +95,17 @@ describe('dockerd 20.10 with dmthin volumes (host)', function () {
     assert.deepEqual(mountpointsUnder(path.join(root, 'volumes')), [], 'unmounted when the container ended');
   });
 
+  it('keeps a volume mounted at two paths of one container until the container ends', async () => {
+    await docker('run', '-d', '--name', 'twice', '--network', 'none', '-v', 't1:/a', '-v', 't1:/b', 'bb:latest', 'sh', '-c', 'echo both > /a/f; sleep 600');
+    await waitUntil('the container to write', async () => (await docker('exec', 'twice', 'cat', '/b/f')).trim() === 'both');
+    const mp = path.join(root, 'volumes', 't1', '_data');
+    assert.deepEqual(mountpointsUnder(mp), [mp]);
+    assert.equal((await inspect('t1')).Status['Mounts'], 2, 'one Mount per path');
+    await docker('rm', '-f', 'twice');
+    assert.equal((await inspect('t1')).Status['Mounts'], 0);
+    assert.deepEqual(mountpointsUnder(mp), [], 'unmounted once both paths were');
+  });
+
   it('refuses bad options and names with dmthin\'s message, and creates nothing', async () => {
     assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, '-o', 'bogus=1', 'bad1'), /invalid option: "bogus"/);
     assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, '-o', 'type=tmpfs', 'bad2'), /missing required option: "device"/);

@@ -111,6 +111,22 @@ describe('volume store on the host (real mounts)', function () {
     await store.remove('tmp1');
   });
 
+  it('counts two Mounts under one ID (one volume at two paths of a container) and unmounts at the second Unmount', async () => {
+    await store.create('twice', { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+    const mp = await store.mount('twice', 'c1');
+    await fsp.writeFile(path.join(mp, 'f'), 'kept');
+    assert.equal(await store.mount('twice', 'c1'), mp);
+    assert.equal((await store.get('twice'))?.Status['Mounts'], 2);
+    await store.unmount('twice', 'c1');
+    assert.equal(await fsp.readFile(path.join(mp, 'f'), 'utf8'), 'kept', 'still mounted for the second path');
+    await assert.rejects(store.remove('twice'), /mounted for 1 container mount/);
+    await store.unmount('twice', 'c1');
+    assert.equal(mounted(mp), false);
+    await store.unmount('twice', 'c1');
+    assert.equal((await store.get('twice'))?.Status['Mounts'], 0, 'a third Unmount is an unknown ID: nothing to do');
+    await store.remove('twice');
+  });
+
   it('bind-mounts a host directory read-only, and never removes the host\'s files with the volume', async () => {
     const host = path.join(dir, 'host-data');
     await fsp.mkdir(host);
