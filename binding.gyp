@@ -10,7 +10,8 @@
         "native/dm.cc",
         "native/blockdev.cc",
         "native/loop.cc",
-        "native/fsops.cc"
+        "native/fsops.cc",
+        "native/scan.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -11,7 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   InstallDmLog();
 
-  // One namespace object per family: dm, blockdev, loop, fs.
+  // One namespace object per family: dm, blockdev, loop, fs, scan.
   auto add = [&](const char* name, void (*init)(Napi::Env, Napi::Object)) {
     Napi::Object family = Napi::Object::New(env);
     init(env, family);
@@ -21,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("blockdev", InitBlockdev);
   add("loop", InitLoop);
   add("fs", InitFsops);
+  add("scan", InitScan);
   return exports;
 }
 

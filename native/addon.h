@@ -17,6 +17,7 @@ void InitDm(Napi::Env env, Napi::Object exports);
 void InitBlockdev(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitFsops(Napi::Env env, Napi::Object exports);
+void InitScan(Napi::Env env, Napi::Object exports);
 
 }  // namespace dmthin
 

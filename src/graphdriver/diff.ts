@@ -1,109 +1,170 @@
 // Diff: a tar of a layer's changes against its parent, with AUFS
-// whiteouts for deletions, streamed file by file.
-import { createReadStream, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+// whiteouts for deletions. Entries are read in batches by the native scan
+// (lstat, xattrs, link target and small bodies in one worker-thread call
+// per batch) and written by tar-writer.ts; large bodies are read 1 MiB at
+// a time. The stream is pulled: nothing is read before the client wants
+// it, and the event loop is never held for more than one batch.
+import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
-import { fs as kfs } from '../devmapper';
-import { SMALL_BODY, WHITEOUT_PREFIX } from './apply';
-import { ChangeKind, type Change } from './changes';
-import { paxHeaderEntry, paxRecord } from './pax-header';
+import { Readable } from 'node:stream';
+import { WHITEOUT_PREFIX } from './apply';
+import { ChangeKind, type Change, type RawChange } from './changes';
+import {
+  field, fileType, inodeKey, readEntries, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, StatField, toBinary, type ScanEntries,
+} from './layer-scan';
+import { TarChunks, type TarHeader, type TarType } from './tar-writer';
 
-type EntryHeader = Partial<tar.Header> & { name: string };
+/** Entries per native call: enough to amortize the thread-pool hop, few enough to keep each JS step short. */
+const BATCH = 256;
+/** Bodies up to this size come with their entry's batch; larger ones are read in pieces. */
+const SMALL_BODY = 256 * 1024;
+/** At most this many bytes of small bodies per batch. */
+const BATCH_BODY_BUDGET = 4 * 1024 * 1024;
+const READ_SIZE = 1024 * 1024;
+/** Chunks handed to the stream once this many bytes are ready. */
+const FLUSH_AT = 1024 * 1024;
 
-const S_IFREG = 0o100000;
+const TYPES = new Map<number, TarType>([
+  [S_IFREG, '0'],
+  [S_IFLNK, '2'],
+  [S_IFCHR, '3'],
+  [S_IFBLK, '4'],
+  [S_IFDIR, '5'],
+  [S_IFIFO, '6'],
+]);
 
 /** The tar stream of `list` (from changes()), read from the mounted layer. */
 export function exportChanges(layer: string, list: readonly Change[]): Readable {
-  const pack = tar.pack();
-  // Whiteouts are dated like the in-tree driver's: when the diff is made.
-  const now = new Date();
-  void (async () => {
-    const links = new Map<bigint, string>();
-    try {
-      for (const change of list) await addEntry(pack, layer, change, links, now);
-      pack.finalize();
-    } catch (err) {
-      pack.destroy(err instanceof Error ? err : new Error(String(err)));
-    }
-  })();
-  return pack as unknown as Readable;
+  return exportRawChanges(
+    layer,
+    list.map((c) => ({ path: toBinary(c.Path.replace(/^\/+/, '')), kind: c.Kind })),
+  );
 }
 
-function entry(pack: tar.Pack, header: EntryHeader, body?: Readable | Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error | null): void => (err ? reject(err) : resolve());
-    // An entry without content still needs its (empty) body, or the pack waits forever.
-    if (body === undefined || Buffer.isBuffer(body)) {
-      pack.entry(header, body ?? '', done);
-      return;
-    }
-    const sink = pack.entry(header, done);
-    body.on('error', reject);
-    body.pipe(sink as unknown as NodeJS.WritableStream);
-  });
+/** The tar stream of `list` (from rawChanges(), paths as bytes). */
+export function exportRawChanges(layer: string, list: readonly RawChange[]): Readable {
+  return Readable.from(tarChunks(layer, list), { objectMode: false, highWaterMark: FLUSH_AT });
 }
 
-async function addEntry(pack: tar.Pack, layer: string, change: Change, links: Map<bigint, string>, now: Date): Promise<void> {
-  const name = change.Path.replace(/^\//, '');
-  if (change.Kind === ChangeKind.Delete) {
-    // Permissions 0, root, empty: the in-tree driver's whiteout header. The
-    // mode is S_IFREG alone because tar-stream reads a mode of 0 as unset.
-    const whiteout = path.posix.join(path.posix.dirname(name), `${WHITEOUT_PREFIX}${path.posix.basename(name)}`);
-    await entry(pack, { name: whiteout, type: 'file', size: 0, mode: S_IFREG, uid: 0, gid: 0, mtime: now });
-    return;
+function fetchBatch(layer: string, list: readonly RawChange[], from: number): Promise<ScanEntries> {
+  const paths: string[] = [];
+  for (const change of list.slice(from, from + BATCH)) if (change.kind !== ChangeKind.Delete) paths.push(change.path);
+  const batch = readEntries(layer, paths, { bodyLimit: SMALL_BODY, bodyBudget: BATCH_BODY_BUDGET });
+  // Read ahead: if the client goes away first, nobody awaits it, and its failure must not crash the process.
+  batch.catch(() => undefined);
+  return batch;
+}
+
+async function* tarChunks(layer: string, list: readonly RawChange[]): AsyncGenerator<Buffer> {
+  const tar = new TarChunks();
+  // Whiteouts are dated like the in-tree driver's: when the diff is made (Go rounds to the second).
+  const now = Math.round(Date.now() / 1000);
+  const links = new Map<number, string>();
+  // The next batch is read while this one is written.
+  let next = list.length > 0 ? fetchBatch(layer, list, 0) : null;
+  for (let from = 0; next !== null; from += BATCH) {
+    const batch = await next;
+    next = from + BATCH < list.length ? fetchBatch(layer, list, from + BATCH) : null;
+    let k = 0;
+    for (const change of list.slice(from, from + BATCH)) {
+      if (change.kind === ChangeKind.Delete) {
+        tar.header(whiteout(change.path, now));
+        continue;
+      }
+      const index = k++;
+      const large = addEntry(tar, change.path, batch, index, links);
+      if (large !== null) {
+        yield* tar.take();
+        yield* readBody(Buffer.concat([Buffer.from(path.join(layer, '/')), Buffer.from(change.path, 'latin1')]), large);
+        tar.pad(large);
+      }
+      if (tar.pending >= FLUSH_AT) yield* tar.take();
+    }
   }
-  const file = path.join(layer, change.Path);
-  // Synchronous stat, readlink and small reads: a thread-pool round trip per call costs more than the call.
-  const st = lstatSync(file, { bigint: true, throwIfNoEntry: false });
+  tar.end();
+  yield* tar.take();
+}
+
+/** Permissions 0, root, empty: the in-tree driver's whiteout header. */
+function whiteout(rel: string, mtime: number): TarHeader {
+  const slash = rel.lastIndexOf('/');
+  const name = `${rel.slice(0, slash + 1)}${WHITEOUT_PREFIX}${rel.slice(slash + 1)}`;
+  return { name, type: '0', mode: 0, uid: 0, gid: 0, size: 0, mtime };
+}
+
+/** Writes the entry of batch item i; returns the size of a body the caller must stream, else null. */
+function addEntry(tar: TarChunks, rel: string, batch: ScanEntries, i: number, links: Map<number, string>): number | null {
+  const s = batch.stats;
+  const mode = field(s, i, StatField.Mode);
   // Gone since Changes saw it (a running container's file): left out, as the in-tree driver does.
-  if (st === undefined) return;
-  const header: EntryHeader = {
-    name,
-    // With the type bits, as the in-tree driver writes it; tar-stream keeps
-    // the low 12 bits, and would read permissions 0 alone as unset.
-    mode: Number(st.mode),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    mtime: new Date(Number(st.mtimeMs)),
+  if (mode === 0) return null;
+  const type = TYPES.get(fileType(s, i));
+  // Sockets: the in-tree driver skips them too.
+  if (type === undefined) return null;
+  const header: TarHeader = {
+    name: type === '5' ? `${rel}/` : rel,
+    type,
+    mode,
+    uid: field(s, i, StatField.Uid),
+    gid: field(s, i, StatField.Gid),
+    size: 0,
+    mtime: field(s, i, StatField.MtimeSec),
+    xattrs: batch.xattrs[i] ?? null,
   };
-  const xattrs = await readXattrs(file);
-  if (xattrs.length > 0) {
-    // Pushed as raw bytes between entries: tar-stream would write binary values as UTF-8.
-    const records = Buffer.concat(xattrs.map(([n, v]) => paxRecord(`SCHILY.xattr.${n}`, v)));
-    (pack as unknown as { push(chunk: Buffer): boolean }).push(paxHeaderEntry(records));
-  }
-  if (st.isDirectory()) return entry(pack, { ...header, type: 'directory' });
-  if (st.nlink > 1n) {
+  if (type !== '5' && field(s, i, StatField.Nlink) > 1) {
     // Any inode with more names, fifos and symlinks too: the first name
     // carries it, the others link to that name, so the links survive.
-    const first = links.get(st.ino);
-    if (first !== undefined) return entry(pack, { ...header, type: 'link', linkname: first });
-    links.set(st.ino, name);
+    const first = links.get(inodeKey(s, i));
+    if (first !== undefined) {
+      tar.header({ ...header, type: '1', linkname: first });
+      return null;
+    }
+    links.set(inodeKey(s, i), rel);
   }
-  if (st.isSymbolicLink()) return entry(pack, { ...header, type: 'symlink', linkname: readlinkSync(file) });
-  if (st.isFIFO()) return entry(pack, { ...header, type: 'fifo' });
-  if (st.isCharacterDevice() || st.isBlockDevice()) {
-    const rdev = Number(st.rdev);
-    const devmajor = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfff);
-    const devminor = (rdev & 0xff) | ((rdev >> 12) & ~0xff);
-    return entry(pack, { ...header, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor, devminor });
+  if (type === '2') header.linkname = batch.links[i] ?? '';
+  if (type === '3' || type === '4') {
+    header.devmajor = field(s, i, StatField.RdevMajor);
+    header.devminor = field(s, i, StatField.RdevMinor);
   }
-  if (st.size <= SMALL_BODY) {
-    const data = readFileSync(file);
+  if (type !== '0') {
+    tar.header(header);
+    return null;
+  }
+  const body = batch.bodies[i];
+  if (body !== null && body !== undefined) {
     // A running container may change a file between stat and read: the header takes what was read.
-    return entry(pack, { ...header, type: 'file', size: data.length }, data);
+    tar.header({ ...header, size: body.length });
+    tar.body(body);
+    tar.pad(body.length);
+    return null;
   }
-  return entry(pack, { ...header, type: 'file', size: Number(st.size) }, createReadStream(file));
+  const size = field(s, i, StatField.Size);
+  tar.header({ ...header, size });
+  return size;
 }
 
-async function readXattrs(file: string): Promise<Array<[string, Buffer]>> {
-  const out: Array<[string, Buffer]> = [];
-  const names = await kfs.llistxattr(file).catch(() => [] as string[]);
-  for (const n of names.sort()) {
-    // Only the namespaces an image carries; trusted.* and system.* stay with the host.
-    if (!n.startsWith('user.') && n !== 'security.capability') continue;
-    out.push([n, await kfs.lgetxattr(file, n)]);
+/** Exactly `size` bytes of a large file, 1 MiB a read; a file that shrank meanwhile is padded with zeros. */
+async function* readBody(file: Buffer, size: number): AsyncGenerator<Buffer> {
+  const handle = await fsp.open(file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  });
+  let done = 0;
+  try {
+    while (handle !== null && done < size) {
+      const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, size - done));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle?.close();
   }
-  return out;
+  // The header is out already: the tar stays well-formed, with zeros where the file was cut short.
+  while (done < size) {
+    const zeros = Buffer.alloc(Math.min(READ_SIZE, size - done));
+    done += zeros.length;
+    yield zeros;
+  }
 }

@@ -12,8 +12,8 @@ import { parseSize } from '../deviceset/options';
 import { DmthinError } from '../errors';
 import type { Logger } from '../log';
 import { applyTar } from './apply';
-import { changes, changesSize, type Change } from './changes';
-import { exportChanges } from './diff';
+import { changes, changesSize, rawChanges, type Change } from './changes';
+import { exportRawChanges } from './diff';
 import { saveInitRecord, type InitRecord } from './init-record';
 import type { CreateRequest, GraphCapabilities, GraphDriverApi } from './types';
 
@@ -103,7 +103,7 @@ export class DeviceSetDriver implements GraphDriverApi {
   async diff(id: string, parent: string): Promise<{ stream: Readable; release: () => Promise<void> }> {
     const { layer, lower, release } = await this.mountPair(id, parent);
     try {
-      return { stream: exportChanges(layer, await changes(layer, lower)), release };
+      return { stream: exportRawChanges(layer, await rawChanges(layer, lower)), release };
     } catch (err) {
       await release();
       throw err;

@@ -144,11 +144,69 @@ export interface FsBinding {
   constants: FsConstants;
 }
 
+/**
+ * A whole tree, pre-order, each directory's children sorted by name bytes.
+ * Paths are relative (no leading "/") binary strings: one char per byte.
+ */
+export interface ScanWalk {
+  paths: string[];
+  /** ends[i]: the index after entry i's last descendant (i + 1 for a non-directory) */
+  ends: Uint32Array;
+  /** STAT_FIELDS numbers per entry, in the order of StatField */
+  stats: Float64Array;
+}
+
+/** The numbers a scan keeps per entry, in this order (native/scan.cc). */
+export const enum StatField {
+  Mode = 0,
+  Uid,
+  Gid,
+  RdevMajor,
+  RdevMinor,
+  Size,
+  MtimeSec,
+  MtimeNsec,
+  InoHigh,
+  InoLow,
+  CtimeSec,
+  CtimeNsec,
+  Nlink,
+  Count,
+}
+
+export interface ScanEntriesOptions {
+  /** bodies of regular files of at most this many bytes are read (0: none) */
+  bodyLimit?: number;
+  /** ...while the bodies read in this call stay within this many bytes */
+  bodyBudget?: number;
+  /** read xattrs (user.* and security.capability); default true */
+  xattrs?: boolean;
+  /** only security.capability */
+  capabilityOnly?: boolean;
+}
+
+/** One batch of entries; an entry gone since it was listed has a Mode of 0. */
+export interface ScanEntries {
+  stats: Float64Array;
+  /** symlink targets, binary strings */
+  links: Array<string | null>;
+  bodies: Array<Buffer | null>;
+  /** [name (binary string), value], sorted by name; null when none */
+  xattrs: Array<Array<[string, Buffer]> | null>;
+}
+
+export interface ScanBinding {
+  walk(root: string): Promise<ScanWalk>;
+  entries(root: string, paths: string[], options?: ScanEntriesOptions): Promise<ScanEntries>;
+  STAT_FIELDS: number;
+}
+
 export interface Binding {
   dm: DmBinding;
   loop: LoopBinding;
   blockdev: BlockdevBinding;
   fs: FsBinding;
+  scan: ScanBinding;
 }
 
 function load(): Binding {
