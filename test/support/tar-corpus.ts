@@ -376,6 +376,24 @@ export function tarCorpus(): CorpusTar[] {
   hostile('setuid-root-file', file('bin/su', '#!/bin/sh\n', { mode: 0o4755 }), END);
   hostile('mtime-far-future-past', file('a', 'x', { mtime: 1n << 40n }), file('b', 'x', { mtime: -(1n << 40n) }), END);
 
+  // --- paths an applier must keep inside the layer -------------------------------------------
+  hostile('pax-path-over-path-max', ...paxFile([['path', `${'d/'.repeat(2100)}f`]]));
+  hostile('name-component-over-name-max', ...paxFile([['path', `a/${'n'.repeat(300)}`]]));
+  hostile('deep-nesting', ...Array.from({ length: 60 }, (_, i) => dir(`${'x/'.repeat(i + 1)}`)), file(`${'x/'.repeat(60)}f`, 'deep'), END);
+  hostile('symlink-loop-then-file', file('a', '', { typeflag: '2', linkname: 'b' }), file('b', '', { typeflag: '2', linkname: 'a' }), file('a/x', 'loop'), END);
+  hostile('symlink-dotdot-then-file', file('up', '', { typeflag: '2', linkname: '..' }), file('up/escaped', 'x'), END);
+  hostile('symlink-chain-escape', file('s1', '', { typeflag: '2', linkname: 's2/..' }), file('s2', '', { typeflag: '2', linkname: '../..' }), file('s1/x', 'x'), END);
+  hostile('hardlink-to-escaping-symlink', file('s', '', { typeflag: '2', linkname: '/etc/passwd' }), file('h', '', { typeflag: '1', linkname: 's' }), END);
+  hostile('hardlink-through-symlinked-dir', file('d', '', { typeflag: '2', linkname: '/etc' }), file('h', '', { typeflag: '1', linkname: 'd/passwd' }), END);
+  hostile('whiteout-through-symlinked-dir', file('d', '', { typeflag: '2', linkname: '/etc' }), file('d/.wh.passwd', ''), END);
+  hostile('opaque-through-symlinked-dir', file('d', '', { typeflag: '2', linkname: '/' }), file('d/.wh..wh..opq', ''), END);
+  hostile('file-over-fifo', file('p', '', { typeflag: '6' }), file('p', 'now a file'), END);
+  hostile('dir-mode-000-then-child', dir('locked/', { mode: 0 }), file('locked/f', 'x'), END);
+  hostile('xattr-other-namespaces', ...paxFile([['SCHILY.xattr.trusted.k', 'v'], ['SCHILY.xattr.security.selinux', 'system_u:object_r:etc_t:s0'], ['SCHILY.xattr.system.posix_acl_access', 'x']]));
+  hostile('setuid-setgid-sticky-dir', dir('s/', { mode: 0o7777 }), END);
+  hostile('many-entries', ...Array.from({ length: 2000 }, (_, i) => file(`many/${i}`, String(i))), END);
+  hostile('uid-gid-huge-32bit', file('f', 'x', { uid: 0xfffffffen, gid: 0xffffffffn }), END);
+
   const names = new Set<string>();
   for (const t of corpus) {
     if (names.has(t.name)) throw new Error(`tar corpus: duplicate name ${t.name}`);

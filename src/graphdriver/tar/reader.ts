@@ -17,7 +17,7 @@ import {
   validSparseMap,
   type SparseRegion,
 } from './sparse';
-import { printableName, TarError, TarFault, type GoTarError } from './tar-error';
+import { printableName, TarError, TarFault } from './tar-error';
 
 export { TarError, type GoTarError } from './tar-error';
 
@@ -138,7 +138,8 @@ export class TarReader {
 
   push(chunk: Buffer): void {
     if (this.finished) throw new Error('TarReader.push after finish');
-    if (chunk.length === 0 || this.phase.at === 'end') return;
+    // After the end marker (dockerd ignores what follows) or an error, bytes are dropped, not kept.
+    if (chunk.length === 0 || this.phase.at === 'end' || this.failure) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
   }
@@ -164,20 +165,8 @@ export class TarReader {
     const index = this.returned - (this.phase.at === 'body' || this.phase.at === 'sparse-body' ? 1 : 0);
     const name = this.currentName;
     const where = `entry ${index}${name !== null && name !== '' ? ` (${printableName(name)})` : ''}`;
-    const what: Record<GoTarError, string> = {
-      header: '',
-      'unexpected-eof': 'the tar ends early: ',
-      'field-too-long': '',
-      'missing-data': '',
-      'unreferenced-data': '',
-    };
-    return new TarError(
-      `layer tar is malformed at ${where}: ${what[fault.goError]}${fault.message}`,
-      fault.goError,
-      index,
-      name,
-      fault.beyondGo,
-    );
+    const early = fault.goError === 'unexpected-eof' ? 'the tar ends early: ' : '';
+    return new TarError(`layer tar is malformed at ${where}: ${early}${fault.message}`, fault.goError, index, name, fault.beyondGo);
   }
 
   // --- bytes -------------------------------------------------------------
