@@ -1,10 +1,17 @@
 // Filesystem calls Node lacks: mount, umount2, statfs (with flags), mknod
 // and the l-variants of the xattr calls (they never follow a symlink).
+// mknodSync, lsetxattrSync and lutimensSync run on the calling thread, for ApplyDiff:
+// one call per tar entry, where a thread-pool round trip costs far more
+// than the syscall; they take paths and names as raw bytes (Buffers), as
+// tar names are.
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <fcntl.h>
+
+#include <cmath>
 
 #include <memory>
 #include <string>
@@ -13,6 +20,7 @@
 #include "addon.h"
 #include "args.h"
 #include "call.h"
+#include "errors.h"
 
 namespace dmthin {
 
@@ -171,6 +179,94 @@ Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
   });
 }
 
+// Bytes of a path or name given as a Buffer (raw bytes) or a string
+// (UTF-8): not empty, no NUL; a path must be absolute.
+std::string RawBytes(const Args& args, size_t index, const char* what, bool is_path) {
+  Napi::Value value = args.info()[index];
+  std::string bytes;
+  if (value.IsBuffer()) {
+    auto buffer = value.As<Napi::Buffer<char>>();
+    bytes.assign(buffer.Data(), buffer.Length());
+  } else if (value.IsString()) {
+    bytes = value.As<Napi::String>().Utf8Value();
+  } else {
+    args.Throw(std::string(what) + " must be a Buffer or a string");
+  }
+  if (bytes.empty()) args.Throw(std::string(what) + " must not be empty");
+  if (bytes.find('\0') != std::string::npos) args.Throw(std::string(what) + " must not contain NUL bytes");
+  if (is_path && bytes[0] != '/') args.Throw(std::string(what) + " must be an absolute path");
+  if (is_path && bytes.size() >= 4096) args.Throw(std::string(what) + " is longer than PATH_MAX");
+  return bytes;
+}
+
+// Throws a Node-style system error for errno, on the calling thread.
+[[noreturn]] void ThrowErrno(Napi::Env env, const char* syscall, const std::string& path) {
+  Failure failure;
+  failure.err = errno;
+  failure.syscall = syscall;
+  failure.path = path;
+  throw SystemError(env, failure);
+}
+
+// mknodSync(path, mode, major, minor): mknod(2) on this thread.
+Napi::Value MknodSync(const Napi::CallbackInfo& info) {
+  Args args(info, "fs.mknodSync", 4);
+  std::string path = RawBytes(args, 0, "path", true);
+  uint64_t mode = args.Uint64(1, "mode");
+  uint64_t dev_major = args.Uint64(2, "major");
+  uint64_t dev_minor = args.Uint64(3, "minor");
+  if (mode > 0xffffffff || dev_major > 0xfff || dev_minor > 0xfffff) args.Throw("mode, major or minor out of range");
+  dev_t dev = makedev(static_cast<unsigned>(dev_major), static_cast<unsigned>(dev_minor));
+  if (mknod(path.c_str(), static_cast<mode_t>(mode), dev) != 0) ThrowErrno(info.Env(), "mknod", path);
+  return info.Env().Undefined();
+}
+
+// lsetxattrSync(path, name, value, flags): lsetxattr(2) on this thread.
+Napi::Value LsetxattrSync(const Napi::CallbackInfo& info) {
+  Args args(info, "fs.lsetxattrSync", 4);
+  std::string path = RawBytes(args, 0, "path", true);
+  std::string name = RawBytes(args, 1, "name", false);
+  if (name.size() > 255) args.Throw("name must be at most 255 bytes");
+  if (!info[2].IsBuffer()) args.Throw("value must be a Buffer");
+  auto value = info[2].As<Napi::Buffer<char>>();
+  if (value.Length() > kXattrSizeMax) args.Throw("value must be at most 65536 bytes");
+  uint64_t flags = args.Uint64(3, "flags");
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), static_cast<int>(flags)) != 0) {
+    ThrowErrno(info.Env(), "lsetxattr", path);
+  }
+  return info.Env().Undefined();
+}
+
+// A signed safe integer argument (times may be before 1970).
+int64_t SignedInteger(const Args& args, size_t index, const char* what) {
+  Napi::Value value = args.info()[index];
+  if (!value.IsNumber()) args.Throw(std::string(what) + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::floor(number) != number || std::fabs(number) > 9007199254740991.0) {
+    args.Throw(std::string(what) + " must be a safe integer");
+  }
+  return static_cast<int64_t>(number);
+}
+
+// lutimensSync(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec):
+// utimensat(2) with AT_SYMLINK_NOFOLLOW on this thread, to the
+// nanosecond; a nanosecond count of -1 leaves that time as it is
+// (UTIME_OMIT).
+Napi::Value LutimensSync(const Napi::CallbackInfo& info) {
+  Args args(info, "fs.lutimensSync", 5);
+  std::string path = RawBytes(args, 0, "path", true);
+  struct timespec times[2];
+  for (int i = 0; i < 2; i++) {
+    int64_t sec = SignedInteger(args, 1 + 2 * i, i == 0 ? "atimeSec" : "mtimeSec");
+    int64_t nsec = SignedInteger(args, 2 + 2 * i, i == 0 ? "atimeNsec" : "mtimeNsec");
+    if (nsec < -1 || nsec > 999999999) args.Throw("nanoseconds must be -1 (omit) or 0 to 999999999");
+    times[i].tv_sec = static_cast<time_t>(sec);
+    times[i].tv_nsec = nsec == -1 ? UTIME_OMIT : static_cast<long>(nsec);
+  }
+  if (utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) ThrowErrno(info.Env(), "utimensat", path);
+  return info.Env().Undefined();
+}
+
 Napi::Object Constants(Napi::Env env) {
   Napi::Object c = Napi::Object::New(env);
   auto set = [&](const char* key, double value) { c.Set(key, Napi::Number::New(env, value)); };
@@ -217,6 +313,9 @@ void InitFsops(Napi::Env env, Napi::Object exports) {
   exports.Set("mknod", Napi::Function::New(env, Mknod, "mknod"));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr, "lgetxattr"));
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr, "lsetxattr"));
+  exports.Set("mknodSync", Napi::Function::New(env, MknodSync, "mknodSync"));
+  exports.Set("lsetxattrSync", Napi::Function::New(env, LsetxattrSync, "lsetxattrSync"));
+  exports.Set("lutimensSync", Napi::Function::New(env, LutimensSync, "lutimensSync"));
   exports.Set("llistxattr", Napi::Function::New(env, Llistxattr, "llistxattr"));
   exports.Set("lremovexattr", Napi::Function::New(env, Lremovexattr, "lremovexattr"));
   exports.Set("constants", Constants(env));

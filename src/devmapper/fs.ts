@@ -25,6 +25,28 @@ export function mknod(path: string, mode: number, major = 0, minor = 0): Promise
   return binding.fs.mknod(path, mode, major, minor);
 }
 
+/**
+ * mknod on the calling thread, for ApplyDiff's many small calls: a
+ * thread-pool round trip costs more than the syscall. Path as raw bytes.
+ * Throws a Node-style system error.
+ */
+export function mknodSync(path: Buffer | string, mode: number, major = 0, minor = 0): void {
+  binding.fs.mknodSync(path, mode, major, minor);
+}
+
+/** lsetxattr on the calling thread (see mknodSync); path and name as raw bytes. */
+export function lsetxattrSync(path: Buffer | string, name: Buffer | string, value: Buffer, flags = 0): void {
+  binding.fs.lsetxattrSync(path, name, value, flags);
+}
+
+/**
+ * utimensat(AT_SYMLINK_NOFOLLOW) on the calling thread, to the nanosecond
+ * (Node's lutimes goes through a double); nsec -1 leaves that time as it is.
+ */
+export function lutimensSync(path: Buffer | string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void {
+  binding.fs.lutimensSync(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+}
+
 /** `getfattr --no-dereference -n NAME PATH`; ENODATA when the attribute is absent. */
 export function lgetxattr(path: string, name: string): Promise<Buffer> {
   return binding.fs.lgetxattr(path, name);

@@ -139,6 +139,11 @@ export interface FsBinding {
   mknod(path: string, mode: number, major?: number, minor?: number): Promise<void>;
   lgetxattr(path: string, name: string): Promise<Buffer>;
   lsetxattr(path: string, name: string, value: Buffer | string, flags?: number): Promise<void>;
+  /** On the calling thread; path and name as raw bytes (a Buffer) or UTF-8 (a string). */
+  mknodSync(path: Buffer | string, mode: number, major: number, minor: number): void;
+  lsetxattrSync(path: Buffer | string, name: Buffer | string, value: Buffer, flags: number): void;
+  /** utimensat(AT_SYMLINK_NOFOLLOW); a nanosecond count of -1 leaves that time unchanged. */
+  lutimensSync(path: Buffer | string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   llistxattr(path: string): Promise<string[]>;
   lremovexattr(path: string, name: string): Promise<void>;
   constants: FsConstants;

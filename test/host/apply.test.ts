@@ -11,6 +11,7 @@ import { applyTar } from '../../src/graphdriver/apply';
 import { paxHeaderEntry, paxRecord } from '../../src/graphdriver/pax-header';
 import { requireRoot } from '../support/env';
 import { makeTar as makeTarBuffer, type TarEntry } from '../support/tar';
+import { treeState } from '../support/tree-state';
 
 /** A layer tar as the stream ApplyDiff receives. */
 function makeTar(entries: TarEntry[]): Readable {
@@ -115,26 +116,79 @@ describe('ApplyDiff tar engine (root)', function () {
     assert.equal((await fsp.stat(path.join(root, 'up'))).ino, (await fsp.stat(path.join(root, 'lower'))).ino);
   });
 
-  it('keeps every write inside the layer: "..", absolute names, symlinked parents, escaping hard links', async () => {
-    await assert.rejects(applyTar(root, makeTar([{ name: '../outside/evil', body: 'x' }])), { code: 'EBADTAR' });
-    await assert.rejects(applyTar(root, makeTar([{ name: 'a/../../outside/evil', body: 'x' }])), { code: 'EBADTAR' });
-    await assert.rejects(applyTar(root, makeTar([{ name: 'h', type: 'link', linkname: '../outside/target' }])), { code: 'EBADTAR' });
-
-    // An absolute name lands under the root.
-    await applyTar(root, makeTar([{ name: '/abs/file', body: 'in' }]));
+  it('reads ".." as dockerd does in its chroot, stopping at the layer root: "../x" lands at "/x" inside it', async () => {
+    const before = treeState(path.dirname(root), 'layer');
+    await applyTar(root, makeTar([
+      { name: '../outside/evil', body: 'x' },
+      { name: 'a/../../outside/evil2', body: 'y' },
+      { name: '..', type: 'directory', mode: 0o751 },
+      { name: 'h', type: 'link', linkname: '../../outside/evil' },
+      { name: '/abs/file', body: 'in' },
+    ]));
+    assert.deepEqual(treeState(path.dirname(root), 'layer').filter((l) => !l.startsWith('"layer"')), before.filter((l) => !l.startsWith('"layer"')), 'nothing outside the layer changed');
+    assert.equal(await fsp.readFile(path.join(root, 'outside/evil'), 'utf8'), 'x');
+    assert.equal(await fsp.readFile(path.join(root, 'outside/evil2'), 'utf8'), 'y');
+    assert.equal((await fsp.stat(path.join(root, 'h'))).ino, (await fsp.stat(path.join(root, 'outside/evil'))).ino);
     assert.equal(await fsp.readFile(path.join(root, 'abs/file'), 'utf8'), 'in');
+    assert.equal((await fsp.stat(root)).mode & 0o7777, 0o751, '".." as a directory entry is the root\'s metadata');
+  });
 
-    // A symlink to a directory outside, then an entry through it: the symlink resolves inside the root.
+  it('keeps every write inside the layer through symlinked parents, absolute or relative', async () => {
     await applyTar(root, makeTar([
       { name: 'escape', type: 'symlink', linkname: outside },
       { name: 'escape/evil', body: 'x' },
       { name: 'rel', type: 'symlink', linkname: '../../../../outside' },
       { name: 'rel/evil2', body: 'y' },
+      { name: 'gone', type: 'symlink', linkname: 'missing/../../../outside' },
+      { name: 'gone/evil3', body: 'z' },
     ]));
     assert.deepEqual(await fsp.readdir(outside), [], 'nothing was written outside the layer');
     assert.equal(await fsp.readFile(path.join(root, outside, 'evil'), 'utf8'), 'x');
     assert.equal(await fsp.readFile(path.join(root, 'outside', 'evil2'), 'utf8'), 'y');
+    assert.equal(await fsp.readFile(path.join(root, 'outside', 'evil3'), 'utf8'), 'z');
     assert.equal(await fsp.readlink(path.join(root, 'escape')), outside, 'the symlink itself is kept as it was');
+  });
+
+  describe('refuses entries that would delete or replace the layer root or what is above it, changing nothing', () => {
+    const cases: Array<[string, TarEntry, RegExp]> = [
+      ['whiteout of an empty name', { name: '.wh.', body: '' }, /entry #1 "\.wh\.": is a whiteout of an empty name, which would delete its own directory/],
+      ['whiteout of "."', { name: '.wh..', body: '' }, /entry #1 "\.wh\.\.": is a whiteout of "\.", which would delete its own directory/],
+      ['whiteout of ".."', { name: '.wh...', body: '' }, /entry #1 "\.wh\.\.\.": is a whiteout of "\.\.", which would delete the directory above it/],
+      ['whiteout of ".." below a directory', { name: 'lower/.wh...', body: '' }, /entry #1 "lower\/\.wh\.\.\.": is a whiteout of "\.\."/],
+      ['whiteout of "." below a directory', { name: 'lower/.wh..', body: '' }, /entry #1 "lower\/\.wh\.\.": is a whiteout of "\."/],
+      ['file named "."', { name: '.', body: 'x' }, /entry #1 "\.": names the layer root but has type '0'/],
+      ['symlink named ".."', { name: '..', type: 'symlink', linkname: '/' }, /entry #1 "\.\.": names the layer root but has type '2'/],
+      ['fifo named "./"', { name: './', type: 'fifo' }, /entry #1 "\.\/": names the layer root but has type '6'/],
+      ['hard link to the root', { name: 'l', type: 'link', linkname: '..' }, /entry #1 "l": is a hard link to the layer root/],
+      ['hard link to a directory', { name: 'l', type: 'link', linkname: 'lower' }, /entry #1 "l": is a hard link to "lower", which is a directory/],
+      ['hard link to nothing', { name: 'l', type: 'link', linkname: 'nothing' }, /entry #1 "l": is a hard link to "nothing", which is not in the layer/],
+      ['device number out of range', { name: 'dev/x', type: 'character-device', devmajor: 5000, devminor: 1 }, /entry #1 "dev\/x": has device numbers 5000,1; Linux takes majors 0 to 4095/],
+      ['contiguous file', { name: 'c', type: 'contiguous-file', body: 'x' }, /entry #1 "c": has type '7', which dockerd does not apply either \(unhandled tar header type 55\)/],
+    ];
+    for (const [what, entry, message] of cases) {
+      it(what, async () => {
+        await applyTar(root, makeTar([{ name: 'lower/', type: 'directory', mode: 0o755 }, { name: 'lower/f', body: 'lower' }]));
+        await fsp.writeFile(path.join(outside, 'sibling'), 'keep');
+        const before = treeState(path.dirname(root));
+        // The hostile entry comes second, after one that changes nothing visible.
+        await assert.rejects(applyTar(root, makeTar([{ name: 'lower/', type: 'directory', mode: 0o755 }, entry])), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'EBADTAR');
+          assert.match(err.message, message);
+          return true;
+        });
+        assert.deepEqual(treeState(path.dirname(root)).filter((l) => !l.startsWith('"layer/lower"')), before.filter((l) => !l.startsWith('"layer/lower"')));
+        assert.equal(await fsp.readFile(path.join(root, 'lower/f'), 'utf8'), 'lower');
+      });
+    }
+  });
+
+  it('still applies whiteouts and opaque directories at the top of the layer', async () => {
+    await applyTar(root, makeTar([{ name: 'a', body: '1' }, { name: 'b', body: '2' }]));
+    await applyTar(root, makeTar([{ name: '.wh.a', body: '' }, { name: 'c', body: '3' }]));
+    assert.deepEqual((await fsp.readdir(root)).sort(), ['b', 'c']);
+    await applyTar(root, makeTar([{ name: 'd', body: '4' }, { name: '.wh..wh..opq', body: '' }]));
+    assert.deepEqual(await fsp.readdir(root), ['d']);
+    assert.deepEqual(await fsp.readdir(outside), []);
   });
 
   it('stays inside the layer when a directory it wrote through becomes a symlink later in the same tar', async () => {

@@ -1,0 +1,409 @@
+// ApplyDiff's entries, one at a time, onto a directory that already holds
+// the parent's files: what dockerd's in-tree driver does
+// (pkg/archive UnpackLayer and createTarFile, run chrooted at the layer),
+// with AUFS whiteouts, and never anything outside the layer or to the
+// layer root but its metadata. Every call is synchronous and does work
+// bounded by the entry or chunk it is given (a whiteout of a directory by
+// that directory's size): the caller feeds it one input chunk at a time
+// and the event loop gets its turn between chunks.
+import { chmodSync, closeSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { fs as kfs } from '../devmapper';
+import { DmthinError, isErrno } from '../errors';
+import { binaryPath, entryParts, fsPath, resolveInRoot } from './paths';
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_WHITEOUT = '.wh..wh..opq';
+/** Top-level names under this prefix are AUFS metadata (.wh..wh.plnk, ...): skipped, as dockerd does. */
+const AUFS_META_PREFIX = '.wh..wh.';
+/** A directory the tar needs but does not list: as dockerd 20.10 makes it, mode 0600, root's. */
+const MISSING_PARENT_MODE = 0o600;
+const XATTR_PREFIX = 'SCHILY.xattr.';
+/** The largest uid or gid: 2^32-1 means "leave unchanged" to the kernel. */
+const MAX_ID = 0xfffffffe;
+
+/** Typeflags (Go's archive/tar constants), after the reader's '\0' fix-up. */
+const TYPE = {
+  reg: 0x30, // '0'
+  link: 0x31, // '1'
+  symlink: 0x32, // '2'
+  char: 0x33, // '3'
+  block: 0x34, // '4'
+  dir: 0x35, // '5'
+  fifo: 0x36, // '6'
+  global: 0x67, // 'g'
+} as const;
+
+export interface TarTime {
+  sec: number;
+  nsec: number;
+}
+
+/** What the applier reads of a tar header: Go's tar.Header after Next(), names as binary strings. */
+export interface ApplyHeader {
+  index: number;
+  name: string;
+  linkname: string;
+  typeflag: number;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  devmajor: number;
+  devminor: number;
+  mtime: TarTime | null;
+  atime: TarTime | null;
+  pax: Map<string, Buffer>;
+}
+
+/** A tar name for a message: as UTF-8 when it is, bytes above 0x7f escaped otherwise. */
+export function describeName(binary: string): string {
+  const bytes = Buffer.from(binary, 'latin1');
+  const text = bytes.toString('utf8');
+  if (Buffer.from(text, 'utf8').equals(bytes)) return JSON.stringify(text);
+  return JSON.stringify(binary).replace(/[\u0080-\u00ff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** An entry the tar must not have: EBADTAR, naming the entry. */
+export class BadEntry extends DmthinError {
+  readonly entryIndex: number;
+  readonly entryName: string;
+  constructor(h: ApplyHeader, problem: string, options?: { cause?: unknown }) {
+    super('EBADTAR', `layer tar entry #${h.index} ${describeName(h.name)}: ${problem}`, options);
+    this.entryIndex = h.index;
+    this.entryName = h.name;
+  }
+}
+
+/** Failures of the filesystem under the layer rather than of the tar keep their code, with the entry named. */
+const FILESYSTEM_CODES = ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'ENOMEM', 'EMFILE', 'ENFILE'];
+
+/** Whatever went wrong while applying an entry, as an error that names it and says what happened. */
+function entryError(h: ApplyHeader, err: unknown): Error {
+  if (err instanceof BadEntry) return err;
+  if (isErrno(err, ...FILESYSTEM_CODES)) {
+    return new DmthinError(err.code, `layer tar entry #${h.index} ${describeName(h.name)} could not be written: ${err.message}`, { cause: err });
+  }
+  if (isErrno(err)) return new BadEntry(h, `cannot be applied: ${err.message}`, { cause: err });
+  if (err instanceof DmthinError) return new BadEntry(h, err.message, { cause: err });
+  return new BadEntry(h, `cannot be applied: ${String(err)}`, { cause: err });
+}
+
+interface MetadataParts {
+  mode: boolean;
+  times: boolean;
+}
+const METADATA_ALL: MetadataParts = { mode: true, times: true };
+/** A symlink has no mode of its own, but times. */
+const METADATA_SYMLINK: MetadataParts = { mode: false, times: true };
+/** A hard link to a symlink: the in-tree driver sets neither mode nor times. */
+const METADATA_OWNER_XATTRS: MetadataParts = { mode: false, times: false };
+
+interface DirTime {
+  dir: string;
+  atime: TarTime | null;
+  mtime: TarTime | null;
+}
+
+/** Go's zero time, and times Chtimes clamps: before 1970 or after 2262 become the epoch. */
+const EPOCH: TarTime = { sec: 0, nsec: 0 };
+const MAX_CHTIMES_SEC = 9_223_372_036; // int64 nanoseconds from 1970, as whole seconds
+
+function chtimesClamp(t: TarTime | null): TarTime {
+  if (t === null || t.sec < 0 || t.sec > MAX_CHTIMES_SEC) return EPOCH;
+  return t;
+}
+
+function later(a: TarTime | null, b: TarTime | null): TarTime | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec) ? a : b;
+}
+
+/** Removes path and everything under it, never following a symlink; nothing there is fine. */
+function removeAll(path: string): void {
+  const st = lstatSync(fsPath(path), { throwIfNoEntry: false });
+  if (st === undefined) return;
+  if (!st.isDirectory()) {
+    unlinkSync(fsPath(path));
+    return;
+  }
+  for (const name of readdirSync(fsPath(path), { encoding: 'buffer' })) removeAll(`${path}/${name.toString('latin1')}`);
+  rmdirSync(fsPath(path));
+}
+
+/** One ApplyDiff: the layer root and what this tar has done to it so far. */
+export class LayerApplier {
+  /** sum of every entry's Size, as dockerd returns it */
+  size = 0;
+  /** binary string */
+  private readonly root: string;
+  /** entries this tar put in place (the opaque whiteout keeps these) */
+  private readonly unpacked = new Set<string>();
+  /** every path this tar created, its missing parents included */
+  private readonly created = new Set<string>();
+  /** directories this tar created: nothing of a lower layer is inside them */
+  private readonly fresh = new Set<string>();
+  /** entry parent "a/b" -> its real directory, while nothing on the way is removed */
+  private readonly parents = new Map<string, string>();
+  private readonly dirTimes: DirTime[] = [];
+  /** the regular file being written, its metadata set at its end */
+  private file: { fd: number; path: string; header: ApplyHeader } | null = null;
+
+  constructor(root: string) {
+    this.root = binaryPath(root);
+  }
+
+  /** A new entry: everything but a regular file's body and metadata is done here. */
+  entry(h: ApplyHeader): void {
+    this.size += h.size;
+    try {
+      this.begin(h);
+    } catch (err) {
+      throw entryError(h, err);
+    }
+  }
+
+  /** Body bytes of the current entry; kept only for a regular file. */
+  data(chunk: Buffer): void {
+    if (this.file === null) return;
+    try {
+      for (let at = 0; at < chunk.length; ) at += writeSync(this.file.fd, chunk, at, chunk.length - at);
+    } catch (err) {
+      throw entryError(this.file.header, err);
+    }
+  }
+
+  /** The current entry's body is complete: a regular file is closed and gets its metadata. */
+  entryEnd(): void {
+    const file = this.file;
+    if (file === null) return;
+    this.file = null;
+    try {
+      closeSync(file.fd);
+      this.setMetadata(file.path, file.header, METADATA_ALL);
+    } catch (err) {
+      throw entryError(file.header, err);
+    }
+  }
+
+  /** The tar ended: directory times, deepest and latest first (creating children changed them). */
+  finish(): void {
+    for (const { dir, atime, mtime } of this.dirTimes.reverse()) {
+      // Only if it is still a directory: a later entry may have removed it or put a symlink there.
+      if (lstatSync(fsPath(dir), { throwIfNoEntry: false })?.isDirectory() !== true) continue;
+      // dockerd dates directories with the raw access time (none: the epoch), not max(atime, mtime).
+      const a = chtimesClamp(atime);
+      const m = chtimesClamp(mtime);
+      kfs.lutimensSync(fsPath(dir), a.sec, a.nsec, m.sec, m.nsec);
+    }
+  }
+
+  /** Gives up: an open file is closed. */
+  abort(): void {
+    if (this.file !== null) closeSync(this.file.fd);
+    this.file = null;
+  }
+
+  private begin(h: ApplyHeader): void {
+    if (h.name.includes('\0')) throw new BadEntry(h, 'the name holds a NUL byte');
+    const parts = entryParts(h.name);
+    if (parts.length === 0) return this.rootEntry(h);
+    const top = parts[0] as string;
+    if (top.startsWith(AUFS_META_PREFIX) && !(parts.length === 1 && top === OPAQUE_WHITEOUT)) return;
+    const base = parts[parts.length - 1] as string;
+    // What the header alone says is wrong is refused before anything is touched.
+    if (!base.startsWith(WHITEOUT_PREFIX)) checkHeader(h);
+    const parent = this.parentOf(parts);
+
+    if (base === OPAQUE_WHITEOUT) {
+      this.hideLowerEntries(parent);
+      this.parents.clear();
+      return;
+    }
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      const victim = base.slice(WHITEOUT_PREFIX.length);
+      // dockerd would remove the directory holding the whiteout (or its parent, or in the chroot the whole layer).
+      if (victim === '' || victim === '.' || victim === '..') {
+        throw new BadEntry(h, `is a whiteout of ${victim === '' ? 'an empty name' : `"${victim}"`}, which would delete ${victim === '..' ? 'the directory above it' : 'its own directory'}; a whiteout must name an entry`);
+      }
+      removeAll(`${parent}/${victim}`);
+      this.parents.clear();
+      return;
+    }
+
+    const target = `${parent}/${base}`;
+    if (this.mayExist(parent, target)) this.makeRoom(target, h.typeflag === TYPE.dir);
+    switch (h.typeflag) {
+      case TYPE.dir:
+        try {
+          mkdirSync(fsPath(target), { mode: 0o700 });
+          this.madeDir(target);
+        } catch (err) {
+          if (!isErrno(err, 'EEXIST')) throw err;
+        }
+        this.dirTimes.push({ dir: target, atime: h.atime, mtime: h.mtime });
+        break;
+      case TYPE.reg:
+        this.file = { fd: openSync(fsPath(target), 'wx', 0o600), path: target, header: h };
+        this.made(target);
+        return; // metadata at its end
+      case TYPE.symlink:
+        symlinkSync(fsPath(h.linkname), fsPath(target));
+        break;
+      case TYPE.link:
+        this.hardLink(h, target);
+        return;
+      case TYPE.fifo:
+        kfs.mknodSync(fsPath(target), kfs.constants.S_IFIFO | 0o600);
+        break;
+      case TYPE.char:
+      case TYPE.block: {
+        const kind = h.typeflag === TYPE.char ? kfs.constants.S_IFCHR : kfs.constants.S_IFBLK;
+        kfs.mknodSync(fsPath(target), kind | 0o600, h.devmajor, h.devminor);
+        break;
+      }
+      case TYPE.global:
+        // A PAX global header: dockerd 20.10 removed what had its name (above) and made nothing.
+        return;
+      default:
+        throw new Error(`type ${h.typeflag} passed checkHeader`);
+    }
+    this.made(target);
+    this.setMetadata(target, h, h.typeflag === TYPE.symlink ? METADATA_SYMLINK : METADATA_ALL);
+  }
+
+  /** An entry naming the root itself ("", ".", "/", ".."): only a directory, for the root's metadata. */
+  private rootEntry(h: ApplyHeader): void {
+    if (h.typeflag === TYPE.dir) {
+      checkHeader(h);
+      this.setMetadata(this.root, h, METADATA_ALL);
+      this.dirTimes.push({ dir: this.root, atime: h.atime, mtime: h.mtime });
+      return;
+    }
+    if (h.typeflag === TYPE.global) return;
+    throw new BadEntry(h, `names the layer root but has type ${describeType(h.typeflag)}; only a directory entry may describe the root`);
+  }
+
+  /**
+   * A hard link. Its name is cleaned as an entry's, inside the layer (in
+   * dockerd's chroot too). The link's header describes the shared inode
+   * and wins, as in the in-tree driver: mode and times only when that is
+   * not a symlink.
+   */
+  private hardLink(h: ApplyHeader, target: string): void {
+    const linkParts = entryParts(h.linkname);
+    const last = linkParts.pop();
+    if (last === undefined) throw new BadEntry(h, `is a hard link to the layer root (${describeName(h.linkname)})`);
+    const source = `${resolveInRoot(this.root, linkParts).path}/${last}`;
+    const st = lstatSync(fsPath(source), { throwIfNoEntry: false });
+    if (st === undefined) throw new BadEntry(h, `is a hard link to ${describeName(h.linkname)}, which is not in the layer`);
+    if (st.isDirectory()) throw new BadEntry(h, `is a hard link to ${describeName(h.linkname)}, which is a directory`);
+    linkSync(fsPath(source), fsPath(target));
+    this.made(target);
+    this.setMetadata(target, h, st.isSymbolicLink() ? METADATA_OWNER_XATTRS : METADATA_ALL);
+  }
+
+  /**
+   * dockerd's order: owner (chown clears setuid/setgid and
+   * security.capability, so it goes first), xattrs, mode (not of a
+   * symlink), times with atime = max(atime, mtime). A directory's times
+   * wait for the end: its children change them.
+   */
+  private setMetadata(target: string, h: ApplyHeader, parts: MetadataParts): void {
+    const p = fsPath(target);
+    lchownSync(p, h.uid, h.gid);
+    for (const [key, value] of h.pax) {
+      // dockerd 20.10 sets the non-empty SCHILY.xattr.* records (Go's Header.Xattrs) and ignores ENOTSUP and EPERM.
+      if (!key.startsWith(XATTR_PREFIX) || value.length === 0) continue;
+      try {
+        kfs.lsetxattrSync(p, fsPath(key.slice(XATTR_PREFIX.length)), value, 0);
+      } catch (err) {
+        if (!isErrno(err, 'ENOTSUP', 'EPERM')) throw err;
+      }
+    }
+    if (parts.mode) chmodSync(p, h.mode & 0o7777);
+    if (!parts.times || h.typeflag === TYPE.dir) return;
+    const mtime = h.typeflag === TYPE.symlink ? h.mtime : chtimesClamp(h.mtime);
+    const atime = h.typeflag === TYPE.symlink ? later(h.atime, h.mtime) : chtimesClamp(later(h.atime, h.mtime));
+    // A symlink's zero time is left as it is (UTIME_OMIT), as dockerd's LUtimesNano does.
+    kfs.lutimensSync(p, atime?.sec ?? 0, atime?.nsec ?? -1, mtime?.sec ?? 0, mtime?.nsec ?? -1);
+  }
+
+  /**
+   * The real directory that holds an entry (symlinks on the way followed
+   * inside the root), made if missing, as dockerd makes implied parents.
+   */
+  private parentOf(parts: readonly string[]): string {
+    const key = parts.slice(0, -1).join('/');
+    const known = this.parents.get(key);
+    if (known !== undefined) return known;
+    const resolved = resolveInRoot(this.root, parts.slice(0, -1));
+    for (let i = resolved.missingFrom; i < resolved.parts.length; i++) {
+      const dir = `${this.root}/${resolved.parts.slice(0, i + 1).join('/')}`;
+      mkdirSync(fsPath(dir), { mode: MISSING_PARENT_MODE });
+      this.madeDir(dir);
+    }
+    this.parents.set(key, resolved.path);
+    return resolved.path;
+  }
+
+  private madeDir(dir: string): void {
+    this.created.add(dir);
+    this.fresh.add(dir);
+  }
+
+  private made(target: string): void {
+    this.created.add(target);
+    this.unpacked.add(target);
+  }
+
+  /** Whether something may be at target: not when this tar made its directory and has put nothing there. */
+  private mayExist(parent: string, target: string): boolean {
+    return !this.fresh.has(parent) || this.created.has(target);
+  }
+
+  /** Clears the way for a new entry: anything there goes, except a directory that stays a directory. */
+  private makeRoom(target: string, isDir: boolean): void {
+    const st = lstatSync(fsPath(target), { throwIfNoEntry: false });
+    if (st === undefined || (isDir && st.isDirectory())) return;
+    if (st.isDirectory()) removeAll(target);
+    else unlinkSync(fsPath(target));
+    // A directory or a symlink went: parents resolved through it may be stale.
+    if (st.isDirectory() || st.isSymbolicLink()) this.parents.clear();
+  }
+
+  /**
+   * An opaque directory: every entry under it that this tar did not put
+   * there goes, at any depth (a directory of this tar keeps only what the
+   * tar put in it), as the in-tree driver's walk does.
+   */
+  private hideLowerEntries(dir: string): void {
+    for (const name of readdirSync(fsPath(dir), { encoding: 'buffer' })) {
+      const child = `${dir}/${name.toString('latin1')}`;
+      if (!this.unpacked.has(child)) removeAll(child);
+      else if (lstatSync(fsPath(child)).isDirectory()) this.hideLowerEntries(child);
+    }
+  }
+
+}
+
+const APPLIED_TYPES = new Set<number>(Object.values(TYPE));
+
+/** What the header alone says is wrong: a type dockerd does not apply, an owner or device numbers Linux cannot take. */
+function checkHeader(h: ApplyHeader): void {
+  if (!APPLIED_TYPES.has(h.typeflag)) {
+    throw new BadEntry(h, `has type ${describeType(h.typeflag)}, which dockerd does not apply either (unhandled tar header type ${h.typeflag})`);
+  }
+  if (h.typeflag === TYPE.global) return; // nothing of it is applied
+  for (const [what, id] of [['uid', h.uid], ['gid', h.gid]] as const) {
+    if (!(Number.isInteger(id) && id >= 0 && id <= MAX_ID)) throw new BadEntry(h, `has ${what} ${id}, outside 0 to ${MAX_ID}`);
+  }
+  if ((h.typeflag === TYPE.char || h.typeflag === TYPE.block) && !(h.devmajor >= 0 && h.devmajor <= 0xfff && h.devminor >= 0 && h.devminor <= 0xfffff)) {
+    throw new BadEntry(h, `has device numbers ${h.devmajor},${h.devminor}; Linux takes majors 0 to 4095 and minors 0 to 1048575`);
+  }
+}
+
+function describeType(typeflag: number): string {
+  const c = String.fromCharCode(typeflag);
+  return typeflag >= 0x20 && typeflag < 0x7f ? `'${c}'` : `byte ${typeflag}`;
+}
