@@ -6,10 +6,12 @@
 // bounded by the entry or chunk it is given (a whiteout of a directory by
 // that directory's size): the caller feeds it one input chunk at a time
 // and the event loop gets its turn between chunks.
-import { chmodSync, closeSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { fs as kfs } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
 import { binaryPath, entryParts, fsPath, resolveInRoot } from './paths';
+import { TYPE_BLOCK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_LINK, TYPE_REG, TYPE_SYMLINK, type TarHeader, type TarTime } from './tar/reader';
+import { printableName } from './tar/tar-error';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
@@ -21,53 +23,30 @@ const XATTR_PREFIX = 'SCHILY.xattr.';
 /** The largest uid or gid: 2^32-1 means "leave unchanged" to the kernel. */
 const MAX_ID = 0xfffffffe;
 
-/** Typeflags (Go's archive/tar constants), after the reader's '\0' fix-up. */
+/** Typeflags dockerd applies (Go's archive/tar constants), after the reader's '\0' fix-up. */
 const TYPE = {
-  reg: 0x30, // '0'
-  link: 0x31, // '1'
-  symlink: 0x32, // '2'
-  char: 0x33, // '3'
-  block: 0x34, // '4'
-  dir: 0x35, // '5'
-  fifo: 0x36, // '6'
-  global: 0x67, // 'g'
+  reg: TYPE_REG,
+  link: TYPE_LINK,
+  symlink: TYPE_SYMLINK,
+  char: TYPE_CHAR,
+  block: TYPE_BLOCK,
+  dir: TYPE_DIR,
+  fifo: TYPE_FIFO,
+  global: 0x67, // 'g': a PAX global header, which Go's Next() returns as an entry
 } as const;
 
-export interface TarTime {
-  sec: number;
-  nsec: number;
-}
-
-/** What the applier reads of a tar header: Go's tar.Header after Next(), names as binary strings. */
-export interface ApplyHeader {
-  index: number;
-  name: string;
-  linkname: string;
-  typeflag: number;
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  devmajor: number;
-  devminor: number;
-  mtime: TarTime | null;
-  atime: TarTime | null;
-  pax: Map<string, Buffer>;
-}
-
-/** A tar name for a message: as UTF-8 when it is, bytes above 0x7f escaped otherwise. */
+/** A tar name for a message: as UTF-8 when it is, bytes above 0x7e escaped otherwise. */
 export function describeName(binary: string): string {
   const bytes = Buffer.from(binary, 'latin1');
   const text = bytes.toString('utf8');
-  if (Buffer.from(text, 'utf8').equals(bytes)) return JSON.stringify(text);
-  return JSON.stringify(binary).replace(/[\u0080-\u00ff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return Buffer.from(text, 'utf8').equals(bytes) && !text.includes('\u007f') ? JSON.stringify(text) : printableName(binary);
 }
 
 /** An entry the tar must not have: EBADTAR, naming the entry. */
 export class BadEntry extends DmthinError {
   readonly entryIndex: number;
   readonly entryName: string;
-  constructor(h: ApplyHeader, problem: string, options?: { cause?: unknown }) {
+  constructor(h: TarHeader, problem: string, options?: { cause?: unknown }) {
     super('EBADTAR', `layer tar entry #${h.index} ${describeName(h.name)}: ${problem}`, options);
     this.entryIndex = h.index;
     this.entryName = h.name;
@@ -78,8 +57,9 @@ export class BadEntry extends DmthinError {
 const FILESYSTEM_CODES = ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'ENOMEM', 'EMFILE', 'ENFILE'];
 
 /** Whatever went wrong while applying an entry, as an error that names it and says what happened. */
-function entryError(h: ApplyHeader, err: unknown): Error {
+function entryError(h: TarHeader, err: unknown): Error {
   if (err instanceof BadEntry) return err;
+  if (err instanceof DmthinError && FILESYSTEM_CODES.includes(err.code)) return err;
   if (isErrno(err, ...FILESYSTEM_CODES)) {
     return new DmthinError(err.code, `layer tar entry #${h.index} ${describeName(h.name)} could not be written: ${err.message}`, { cause: err });
   }
@@ -98,10 +78,37 @@ const METADATA_SYMLINK: MetadataParts = { mode: false, times: true };
 /** A hard link to a symlink: the in-tree driver sets neither mode nor times. */
 const METADATA_OWNER_XATTRS: MetadataParts = { mode: false, times: false };
 
+/** Files from this size on are checked against the space left first. */
+const LARGE_FILE = 64 * 1024 * 1024;
+
+interface OpenFile {
+  fd: number;
+  path: string;
+  header: TarHeader;
+  /** bytes of the body so far */
+  at: number;
+  /** a PAX GNU sparse file, whose holes the reader expands into zeros */
+  sparse: boolean;
+}
+
+function isSparse(h: TarHeader): boolean {
+  for (const key of h.pax.keys()) if (key.startsWith('GNU.sparse.')) return true;
+  return false;
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+function isZeros(chunk: Buffer): boolean {
+  for (let at = 0; at < chunk.length; at += ZEROS.length) {
+    const part = chunk.subarray(at, at + ZEROS.length);
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+
 interface DirTime {
   dir: string;
-  atime: TarTime | null;
-  mtime: TarTime | null;
+  header: TarHeader;
 }
 
 /** Go's zero time, and times Chtimes clamps: before 1970 or after 2262 become the epoch. */
@@ -147,14 +154,14 @@ export class LayerApplier {
   private readonly parents = new Map<string, string>();
   private readonly dirTimes: DirTime[] = [];
   /** the regular file being written, its metadata set at its end */
-  private file: { fd: number; path: string; header: ApplyHeader } | null = null;
+  private file: OpenFile | null = null;
 
   constructor(root: string) {
     this.root = binaryPath(root);
   }
 
   /** A new entry: everything but a regular file's body and metadata is done here. */
-  entry(h: ApplyHeader): void {
+  entry(h: TarHeader): void {
     this.size += h.size;
     try {
       this.begin(h);
@@ -165,11 +172,17 @@ export class LayerApplier {
 
   /** Body bytes of the current entry; kept only for a regular file. */
   data(chunk: Buffer): void {
-    if (this.file === null) return;
+    const file = this.file;
+    if (file === null) return;
     try {
-      for (let at = 0; at < chunk.length; ) at += writeSync(this.file.fd, chunk, at, chunk.length - at);
+      // A sparse file's holes stay holes (the file is sized at its end): the
+      // content is the same as dockerd's, without the disk space.
+      if (!(file.sparse && isZeros(chunk))) {
+        for (let done = 0; done < chunk.length; ) done += writeSync(file.fd, chunk, done, chunk.length - done, file.at + done);
+      }
+      file.at += chunk.length;
     } catch (err) {
-      throw entryError(this.file.header, err);
+      throw entryError(file.header, err);
     }
   }
 
@@ -179,6 +192,7 @@ export class LayerApplier {
     if (file === null) return;
     this.file = null;
     try {
+      if (file.sparse) ftruncateSync(file.fd, file.at);
       closeSync(file.fd);
       this.setMetadata(file.path, file.header, METADATA_ALL);
     } catch (err) {
@@ -186,15 +200,23 @@ export class LayerApplier {
     }
   }
 
-  /** The tar ended: directory times, deepest and latest first (creating children changed them). */
+  /**
+   * The tar ended: directory times, deepest and latest first (creating
+   * children changed them). As in dockerd, a directory a later entry
+   * removed fails the apply, and whatever is at its path now gets its
+   * times (never through a symlink: that one is dated itself).
+   */
   finish(): void {
-    for (const { dir, atime, mtime } of this.dirTimes.reverse()) {
-      // Only if it is still a directory: a later entry may have removed it or put a symlink there.
-      if (lstatSync(fsPath(dir), { throwIfNoEntry: false })?.isDirectory() !== true) continue;
-      // dockerd dates directories with the raw access time (none: the epoch), not max(atime, mtime).
-      const a = chtimesClamp(atime);
-      const m = chtimesClamp(mtime);
-      kfs.lutimensSync(fsPath(dir), a.sec, a.nsec, m.sec, m.nsec);
+    for (const { dir, header } of this.dirTimes.reverse()) {
+      try {
+        // dockerd dates directories with the raw access time (none: the epoch), not max(atime, mtime).
+        const a = chtimesClamp(header.atime);
+        const m = chtimesClamp(header.mtime);
+        kfs.lutimensSync(fsPath(dir), a.sec, a.nsec, m.sec, m.nsec);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT', 'ENOTDIR')) throw new BadEntry(header, 'is a directory that a later entry of the same tar removed; dockerd refuses such a tar when it dates its directories');
+        throw entryError(header, err);
+      }
     }
   }
 
@@ -204,7 +226,7 @@ export class LayerApplier {
     this.file = null;
   }
 
-  private begin(h: ApplyHeader): void {
+  private begin(h: TarHeader): void {
     if (h.name.includes('\0')) throw new BadEntry(h, 'the name holds a NUL byte');
     const parts = entryParts(h.name);
     if (parts.length === 0) return this.rootEntry(h);
@@ -241,10 +263,11 @@ export class LayerApplier {
         } catch (err) {
           if (!isErrno(err, 'EEXIST')) throw err;
         }
-        this.dirTimes.push({ dir: target, atime: h.atime, mtime: h.mtime });
+        this.dirTimes.push({ dir: target, header: h });
         break;
       case TYPE.reg:
-        this.file = { fd: openSync(fsPath(target), 'wx', 0o600), path: target, header: h };
+        this.checkRoomFor(h);
+        this.file = { fd: openSync(fsPath(target), 'wx', 0o600), path: target, header: h, at: 0, sparse: isSparse(h) };
         this.made(target);
         return; // metadata at its end
       case TYPE.symlink:
@@ -273,15 +296,30 @@ export class LayerApplier {
   }
 
   /** An entry naming the root itself ("", ".", "/", ".."): only a directory, for the root's metadata. */
-  private rootEntry(h: ApplyHeader): void {
+  private rootEntry(h: TarHeader): void {
     if (h.typeflag === TYPE.dir) {
       checkHeader(h);
       this.setMetadata(this.root, h, METADATA_ALL);
-      this.dirTimes.push({ dir: this.root, atime: h.atime, mtime: h.mtime });
+      this.dirTimes.push({ dir: this.root, header: h });
       return;
     }
     if (h.typeflag === TYPE.global) return;
     throw new BadEntry(h, `names the layer root but has type ${describeType(h.typeflag)}; only a directory entry may describe the root`);
+  }
+
+  /**
+   * A large file is checked against the space left: dockerd writes every
+   * byte (holes as zeros too) and fails with ENOSPC once the layer is
+   * full; dmthin says so before it writes, and does not spend minutes
+   * expanding a hole of a terabyte first.
+   */
+  private checkRoomFor(h: TarHeader): void {
+    if (h.size < LARGE_FILE) return;
+    const st = statfsSync(fsPath(this.root));
+    const free = st.bavail * st.bsize;
+    if (h.size > free) {
+      throw new DmthinError('ENOSPC', `layer tar entry #${h.index} ${describeName(h.name)} is a file of ${h.size} bytes, more than the ${free} bytes left in the layer`);
+    }
   }
 
   /**
@@ -290,7 +328,7 @@ export class LayerApplier {
    * and wins, as in the in-tree driver: mode and times only when that is
    * not a symlink.
    */
-  private hardLink(h: ApplyHeader, target: string): void {
+  private hardLink(h: TarHeader, target: string): void {
     const linkParts = entryParts(h.linkname);
     const last = linkParts.pop();
     if (last === undefined) throw new BadEntry(h, `is a hard link to the layer root (${describeName(h.linkname)})`);
@@ -309,7 +347,7 @@ export class LayerApplier {
    * symlink), times with atime = max(atime, mtime). A directory's times
    * wait for the end: its children change them.
    */
-  private setMetadata(target: string, h: ApplyHeader, parts: MetadataParts): void {
+  private setMetadata(target: string, h: TarHeader, parts: MetadataParts): void {
     const p = fsPath(target);
     lchownSync(p, h.uid, h.gid);
     for (const [key, value] of h.pax) {
@@ -390,7 +428,7 @@ export class LayerApplier {
 const APPLIED_TYPES = new Set<number>(Object.values(TYPE));
 
 /** What the header alone says is wrong: a type dockerd does not apply, an owner or device numbers Linux cannot take. */
-function checkHeader(h: ApplyHeader): void {
+function checkHeader(h: TarHeader): void {
   if (!APPLIED_TYPES.has(h.typeflag)) {
     throw new BadEntry(h, `has type ${describeType(h.typeflag)}, which dockerd does not apply either (unhandled tar header type ${h.typeflag})`);
   }

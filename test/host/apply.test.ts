@@ -11,6 +11,7 @@ import { applyTar } from '../../src/graphdriver/apply';
 import { paxHeaderEntry, paxRecord } from '../../src/graphdriver/pax-header';
 import { requireRoot } from '../support/env';
 import { makeTar as makeTarBuffer, type TarEntry } from '../support/tar';
+import { endMarker, entry as blockEntry, paxEntry, tarOf } from '../support/tar-blocks';
 import { treeState } from '../support/tree-state';
 
 /** A layer tar as the stream ApplyDiff receives. */
@@ -180,6 +181,68 @@ describe('ApplyDiff tar engine (root)', function () {
         assert.equal(await fsp.readFile(path.join(root, 'lower/f'), 'utf8'), 'lower');
       });
     }
+  });
+
+  it('refuses an owner Linux cannot take, naming the entry, before writing anything', async () => {
+    const tarBytes = tarOf(blockEntry({ name: 'ok', mode: 0o644 }, 'x'), paxEntry([['uid', '4294967296']]), blockEntry({ name: 'big-uid', mode: 0o644 }, 'y'), endMarker());
+    await assert.rejects(applyTar(root, Readable.from([tarBytes])), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'EBADTAR');
+      assert.match(err.message, /^layer tar entry #1 "big-uid": has uid 4294967296, outside 0 to 4294967294$/);
+      return true;
+    });
+    assert.deepEqual(await fsp.readdir(root), ['ok']);
+  });
+
+  it('dates a file from before 1970 or past 2262 at the epoch, as dockerd\'s Chtimes does', async () => {
+    await applyTar(root, Readable.from([tarOf(blockEntry({ name: 'future', mtime: 1n << 40n }, 'x'), blockEntry({ name: 'past', mtime: -(1n << 40n) }, 'y'), blockEntry({ name: 'fine', mtime: 1_000_000_000 }, 'z'), endMarker())]));
+    assert.equal((await fsp.lstat(path.join(root, 'future'))).mtimeMs, 0);
+    assert.equal((await fsp.lstat(path.join(root, 'past'))).mtimeMs, 0);
+    assert.equal((await fsp.lstat(path.join(root, 'fine'))).mtimeMs, 1_000_000_000_000);
+  });
+
+  it('applies names that are not UTF-8 byte for byte', async () => {
+    const name = Buffer.from([0x64, 0xe9, 0xff, 0x2f, 0x66, 0x80]); // "d\xe9\xff/f\x80"
+    await applyTar(root, Readable.from([tarOf(blockEntry({ name, mode: 0o600 }, 'latin'), blockEntry({ name: 'link', typeflag: '2', linkname: name }), endMarker())]));
+    const [dir] = await fsp.readdir(root, { encoding: 'buffer' }).then((l) => l.filter((n) => n.toString() !== 'link'));
+    assert.deepEqual(dir, name.subarray(0, 3));
+    assert.deepEqual(await fsp.readdir(Buffer.concat([Buffer.from(`${root}/`), name.subarray(0, 3)]), { encoding: 'buffer' }), [name.subarray(4)]);
+    assert.equal((await fsp.readFile(Buffer.concat([Buffer.from(`${root}/`), name]))).toString(), 'latin');
+    assert.deepEqual(await fsp.readlink(path.join(root, 'link'), { encoding: 'buffer' }), name);
+  });
+
+  it('says which entry a truncated tar broke in, and drains the input rather than destroying it', async () => {
+    const whole = tarOf(blockEntry({ name: 'a' }, 'x'), blockEntry({ name: 'b' }, 'y'.repeat(1000)), endMarker());
+    const input = Readable.from([whole.subarray(0, 1024 + 600)]);
+    await assert.rejects(applyTar(root, input), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'EBADTAR');
+      assert.match(err.message, /"b"/);
+      return true;
+    });
+    assert.equal(input.destroyed && !input.readableEnded, false, 'read to its end');
+  });
+
+  it('reports a stream that breaks off as EBADTAR, not as a raw stream error', async () => {
+    const input = new Readable({ read() {} });
+    input.push(tarOf(blockEntry({ name: 'a' }, 'x')));
+    setImmediate(() => input.destroy(new Error('aborted')));
+    await assert.rejects(applyTar(root, input), { code: 'EBADTAR', message: /the layer tar stream broke off after 1024 bytes: aborted/ });
+  });
+
+  it('applies a PAX global header as dockerd 20.10 does: nothing made, a path of its name removed', async () => {
+    await applyTar(root, makeTar([{ name: 'pax_global_header', body: 'lower' }, { name: 'keep', body: 'k' }]));
+    const size = await applyTar(root, Readable.from([tarOf(paxEntry([['comment', 'abc']], { name: 'pax_global_header', typeflag: 'g' }), blockEntry({ name: 'f' }, 'x'), endMarker())]));
+    assert.deepEqual((await fsp.readdir(root)).sort(), ['f', 'keep']);
+    assert.equal(size, 1, 'Go returns it with Size 0, so only the file counts, as in dockerd');
+  });
+
+  it('keeps the holes of a sparse file, and refuses one larger than the space left with ENOSPC', async () => {
+    const sparse = (size: bigint): Buffer => tarOf(paxEntry([['GNU.sparse.size', String(size)], ['GNU.sparse.numblocks', '1'], ['GNU.sparse.map', '0,5']]), blockEntry({ name: 's' }, 'dense'), endMarker());
+    await applyTar(root, Readable.from([sparse(10n * 1024n * 1024n)]));
+    const st = await fsp.stat(path.join(root, 's'));
+    assert.equal(st.size, 10 * 1024 * 1024);
+    assert.ok(st.blocks * 512 < 1024 * 1024, `${st.blocks} blocks: the hole takes no space`);
+    assert.equal((await fsp.readFile(path.join(root, 's'))).subarray(0, 6).toString('latin1'), 'dense\0');
+    await assert.rejects(applyTar(root, Readable.from([sparse(1n << 50n)])), { code: 'ENOSPC', message: /entry #0 "s" is a file of 1125899906842624 bytes, more than the \d+ bytes left in the layer/ });
   });
 
   it('still applies whiteouts and opaque directories at the top of the layer', async () => {

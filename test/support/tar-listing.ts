@@ -4,8 +4,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
-import { PaxXattrTap } from '../../src/graphdriver/pax-xattrs';
+import { TarReader, type TarEvent, type TarHeader } from '../../src/graphdriver/tar/reader';
 
 export interface TarItem {
   /** without a leading "./" or "/" and without a trailing "/" */
@@ -36,35 +35,75 @@ export function cleanName(name: string): string {
   return name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, '') || '.';
 }
 
-/** Reads a tar stream fully into a listing. */
+const TYPE_NAMES: Record<string, string> = {
+  '0': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'character-device',
+  '4': 'block-device',
+  '5': 'directory',
+  '6': 'fifo',
+  '7': 'contiguous-file',
+};
+
+const XATTR_PREFIX = 'SCHILY.xattr.';
+const utf8 = (binary: string): string => Buffer.from(binary, 'latin1').toString('utf8');
+
+function item(h: TarHeader, sha256: string): TarItem {
+  const type = TYPE_NAMES[String.fromCharCode(h.typeflag)] ?? `type ${h.typeflag}`;
+  const xattrs = [...h.pax]
+    .filter(([k]) => k.startsWith(XATTR_PREFIX))
+    .map(([k, v]) => `${utf8(k.slice(XATTR_PREFIX.length))}=${v.toString('hex')}`)
+    .sort();
+  const name = cleanName(utf8(h.name));
+  return {
+    name,
+    type,
+    mode: h.mode & 0o7777,
+    uid: h.uid,
+    gid: h.gid,
+    linkname: utf8(h.linkname),
+    size: h.size,
+    sha256: type === 'file' || type === 'contiguous-file' ? sha256 : '',
+    mtime: h.mtime?.sec ?? 0,
+    device: type === 'character-device' || type === 'block-device' ? `${h.devmajor}:${h.devminor}` : '',
+    xattrs,
+  };
+}
+
+/** Reads a tar stream fully into a listing (PAX global headers are not files: left out). */
 export async function listTar(input: Readable): Promise<TarListing> {
-  const tap = new PaxXattrTap();
-  const extract = tar.extract();
-  input.once('error', (err) => extract.destroy(err));
-  input.pipe(tap).pipe(extract as unknown as NodeJS.WritableStream);
+  const reader = new TarReader();
   const items = new Map<string, TarItem>();
   const order: string[] = [];
-  for await (const entry of extract) {
-    const h = entry.header;
-    const xattrs = tap.next();
-    const hash = createHash('sha256');
-    for await (const chunk of entry as unknown as AsyncIterable<Buffer>) hash.update(chunk);
-    const name = cleanName(h.name);
-    const hasBody = h.type === 'file' || h.type === 'contiguous-file';
-    items.set(name, {
-      name,
-      type: h.type ?? 'file',
-      mode: (h.mode ?? 0) & 0o7777,
-      uid: h.uid ?? 0,
-      gid: h.gid ?? 0,
-      linkname: h.linkname ?? '',
-      size: h.size ?? 0,
-      sha256: hasBody ? hash.digest('hex') : '',
-      mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000),
-      device: h.type === 'character-device' || h.type === 'block-device' ? `${h.devmajor ?? 0}:${h.devminor ?? 0}` : '',
-      xattrs: [...xattrs].map(([k, v]) => `${k}=${v.toString('hex')}`).sort(),
-    });
-    order.push(name);
+  let header: TarHeader | null = null;
+  let hash = createHash('sha256');
+  let ended = false;
+  const take = (event: TarEvent): void => {
+    if (event.kind === 'entry') {
+      header = event.header;
+      hash = createHash('sha256');
+    } else if (event.kind === 'data') {
+      hash.update(event.chunk);
+    } else if (event.kind === 'entry-end' && header !== null) {
+      if (header.typeflag !== 0x67) {
+        const it = item(header, hash.digest('hex'));
+        items.set(it.name, it);
+        order.push(it.name);
+      }
+      header = null;
+    } else if (event.kind === 'end') {
+      ended = true;
+    }
+  };
+  for await (const chunk of input as AsyncIterable<Buffer>) {
+    if (ended) continue;
+    reader.push(chunk);
+    for (let e = reader.next(); e !== null && !ended; e = reader.next()) take(e);
+  }
+  if (!ended) {
+    reader.finish();
+    for (let e = reader.next(); e !== null && !ended; e = reader.next()) take(e);
   }
   return { items, order };
 }
