@@ -7,6 +7,7 @@
 // that directory's size): the caller feeds it one input chunk at a time
 // and the event loop gets its turn between chunks.
 import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { fs as kfs } from '../devmapper';
 import { DmthinError, isErrno } from '../errors';
 import { binaryPath, entryParts, fsPath, resolveInRoot } from './paths';
@@ -17,6 +18,10 @@ export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 /** Top-level names under this prefix are AUFS metadata (.wh..wh.plnk, ...): skipped, as dockerd does. */
 const AUFS_META_PREFIX = '.wh..wh.';
+/** AUFS kept hard link targets here: dockerd stashes its regular files and turns links to them into copies. */
+const AUFS_LINK_DIR = '.wh..wh.plnk';
+/** The most bytes of .wh..wh.plnk files held for such copies (dockerd keeps them in a temp dir). */
+const AUFS_STASH_LIMIT = 64 * 1024 * 1024;
 /** A directory the tar needs but does not list: as dockerd 20.10 makes it, mode 0600, root's. */
 const MISSING_PARENT_MODE = 0o600;
 const XATTR_PREFIX = 'SCHILY.xattr.';
@@ -126,16 +131,16 @@ function later(a: TarTime | null, b: TarTime | null): TarTime | null {
   return a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec) ? a : b;
 }
 
-/** Removes path and everything under it, never following a symlink; nothing there is fine. */
-function removeAll(path: string): void {
-  const st = lstatSync(fsPath(path), { throwIfNoEntry: false });
+/** Removes target and everything under it, never following a symlink; nothing there is fine. */
+function removeAll(target: string): void {
+  const st = lstatSync(fsPath(target), { throwIfNoEntry: false });
   if (st === undefined) return;
   if (!st.isDirectory()) {
-    unlinkSync(fsPath(path));
+    unlinkSync(fsPath(target));
     return;
   }
-  for (const name of readdirSync(fsPath(path), { encoding: 'buffer' })) removeAll(`${path}/${name.toString('latin1')}`);
-  rmdirSync(fsPath(path));
+  for (const name of readdirSync(fsPath(target), { encoding: 'buffer' })) removeAll(`${target}/${name.toString('latin1')}`);
+  rmdirSync(fsPath(target));
 }
 
 /** One ApplyDiff: the layer root and what this tar has done to it so far. */
@@ -155,6 +160,10 @@ export class LayerApplier {
   private readonly dirTimes: DirTime[] = [];
   /** the regular file being written, its metadata set at its end */
   private file: OpenFile | null = null;
+  /** .wh..wh.plnk files by base name, for the links that copy them */
+  private readonly stash = new Map<string, { header: TarHeader; body: Buffer }>();
+  private stashing: { key: string; header: TarHeader; chunks: Buffer[] } | null = null;
+  private stashed = 0;
 
   constructor(root: string) {
     this.root = binaryPath(root);
@@ -172,6 +181,12 @@ export class LayerApplier {
 
   /** Body bytes of the current entry; kept only for a regular file. */
   data(chunk: Buffer): void {
+    if (this.stashing !== null) {
+      this.stashing.chunks.push(Buffer.from(chunk));
+      this.stashed += chunk.length;
+      if (this.stashed > AUFS_STASH_LIMIT) throw new BadEntry(this.stashing.header, `makes the AUFS hard link files larger than ${AUFS_STASH_LIMIT} bytes in all`);
+      return;
+    }
     const file = this.file;
     if (file === null) return;
     try {
@@ -188,6 +203,10 @@ export class LayerApplier {
 
   /** The current entry's body is complete: a regular file is closed and gets its metadata. */
   entryEnd(): void {
+    if (this.stashing !== null) {
+      this.stash.set(this.stashing.key, { header: this.stashing.header, body: Buffer.concat(this.stashing.chunks) });
+      this.stashing = null;
+    }
     const file = this.file;
     if (file === null) return;
     this.file = null;
@@ -231,7 +250,7 @@ export class LayerApplier {
     const parts = entryParts(h.name);
     if (parts.length === 0) return this.rootEntry(h);
     const top = parts[0] as string;
-    if (top.startsWith(AUFS_META_PREFIX) && !(parts.length === 1 && top === OPAQUE_WHITEOUT)) return;
+    if (top.startsWith(AUFS_META_PREFIX) && !(parts.length === 1 && top === OPAQUE_WHITEOUT)) return this.aufsMeta(h, parts);
     const base = parts[parts.length - 1] as string;
     // What the header alone says is wrong is refused before anything is touched.
     if (!base.startsWith(WHITEOUT_PREFIX)) checkHeader(h);
@@ -274,7 +293,8 @@ export class LayerApplier {
         symlinkSync(fsPath(h.linkname), fsPath(target));
         break;
       case TYPE.link:
-        this.hardLink(h, target);
+        if (path.posix.normalize(h.linkname).startsWith(AUFS_LINK_DIR)) this.aufsCopy(h, target);
+        else this.hardLink(h, target);
         return;
       case TYPE.fifo:
         kfs.mknodSync(fsPath(target), kfs.constants.S_IFIFO | 0o600);
@@ -293,6 +313,32 @@ export class LayerApplier {
     }
     this.made(target);
     this.setMetadata(target, h, h.typeflag === TYPE.symlink ? METADATA_SYMLINK : METADATA_ALL);
+  }
+
+  /**
+   * A top-level AUFS metadata entry (.wh..wh.*): skipped, as dockerd does,
+   * after its implied parent is made (dockerd makes it first); a regular
+   * file under .wh..wh.plnk is kept for the links that copy it.
+   */
+  private aufsMeta(h: TarHeader, parts: string[]): void {
+    this.parentOf(parts);
+    if (!parts.join('/').startsWith(AUFS_LINK_DIR) || h.typeflag !== TYPE.reg) return;
+    checkHeader(h);
+    this.stashing = { key: parts[parts.length - 1] as string, header: h, chunks: [] };
+  }
+
+  /** A hard link into .wh..wh.plnk: a copy of the stashed file, with that file's header, as dockerd makes it. */
+  private aufsCopy(h: TarHeader, target: string): void {
+    const stashed = this.stash.get(path.posix.basename(h.linkname));
+    if (stashed === undefined) throw new BadEntry(h, `is a hard link into AUFS's ${AUFS_LINK_DIR} to a file the tar did not have before it (dockerd: "Invalid aufs hardlink")`);
+    const fd = openSync(fsPath(target), 'wx', 0o600);
+    try {
+      for (let done = 0; done < stashed.body.length; ) done += writeSync(fd, stashed.body, done);
+    } finally {
+      closeSync(fd);
+    }
+    this.made(target);
+    this.setMetadata(target, stashed.header, METADATA_ALL);
   }
 
   /** An entry naming the root itself ("", ".", "/", ".."): only a directory, for the root's metadata. */

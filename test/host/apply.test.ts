@@ -245,6 +245,22 @@ describe('ApplyDiff tar engine (root)', function () {
     await assert.rejects(applyTar(root, Readable.from([sparse(1n << 50n)])), { code: 'ENOSPC', message: /entry #0 "s" is a file of 1125899906842624 bytes, more than the \d+ bytes left in the layer/ });
   });
 
+  it('turns hard links into AUFS\'s .wh..wh.plnk into copies of the stashed file, as dockerd does', async () => {
+    await applyTar(root, makeTar([
+      { name: '.wh..wh.plnk/', type: 'directory', mode: 0o700 },
+      { name: '.wh..wh.plnk/1234.5678', body: 'stashed', mode: 0o750, uid: 1000, gid: 100 },
+      { name: 'bin/copy', type: 'link', linkname: '.wh..wh.plnk/1234.5678', mode: 0o644 },
+    ]));
+    const copy = await fsp.stat(path.join(root, 'bin/copy'));
+    assert.deepEqual([copy.mode & 0o7777, copy.uid, copy.gid, copy.nlink], [0o750, 1000, 100, 1], 'the stashed file\'s header, a file of its own');
+    assert.equal(await fsp.readFile(path.join(root, 'bin/copy'), 'utf8'), 'stashed');
+    assert.deepEqual(await fsp.readdir(path.join(root, '.wh..wh.plnk')), [], 'the stash directory stays empty, as dockerd leaves it');
+    await assert.rejects(applyTar(root, makeTar([{ name: 'l', type: 'link', linkname: '.wh..wh.plnk/9.9' }])), {
+      code: 'EBADTAR',
+      message: /entry #0 "l": is a hard link into AUFS's \.wh\.\.wh\.plnk to a file the tar did not have before it/,
+    });
+  });
+
   it('still applies whiteouts and opaque directories at the top of the layer', async () => {
     await applyTar(root, makeTar([{ name: 'a', body: '1' }, { name: 'b', body: '2' }]));
     await applyTar(root, makeTar([{ name: '.wh.a', body: '' }, { name: 'c', body: '3' }]));
