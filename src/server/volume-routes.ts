@@ -3,19 +3,19 @@
 // store. Answers are HTTP 200, errors {"Err"} (the app's error handler).
 // Get of an unknown volume is an Err, which dockerd reads as "no such
 // volume"; Get of a volume that exists always answers it.
-import type express from 'express';
-import type { Request, Response } from 'express';
 import type { ValidateFunction } from 'ajv';
 import type { VolumeDriverApi } from '../volume/types';
 import { schemaError } from './schemas';
 import { validateCreate, validateMount, validateName } from './volume-schemas';
 
-export function addVolumeRoutes(app: express.Express, volumes: VolumeDriverApi): void {
+/** A JSON call: the parsed request body in, the answer out (an {Err} answer for a refusal). */
+export type JsonRoute = (body: unknown) => Promise<object> | object;
+
+export function addVolumeRoutes(add: (name: string, handler: JsonRoute) => void, volumes: VolumeDriverApi): void {
   const route = <B>(name: string, validate: ValidateFunction<B> | null, handler: (body: B) => Promise<object> | object): void => {
-    app.post(`/VolumeDriver.${name}`, async (req: Request, res: Response) => {
-      const body: unknown = req.body ?? {};
-      if (validate !== null && !validate(body)) return res.status(200).json({ Err: `VolumeDriver.${name}: ${schemaError(validate)}` });
-      return res.json(await handler(body as B));
+    add(`VolumeDriver.${name}`, (body: unknown) => {
+      if (validate !== null && !validate(body)) return { Err: `VolumeDriver.${name}: ${schemaError(validate)}` };
+      return handler(body as B);
     });
   };
 
