@@ -86,7 +86,7 @@ export class TarChunks {
     const keys = [...pax.keys()].sort();
     const records = Buffer.concat(keys.map((k) => paxRecord(k, pax.get(k) ?? Buffer.alloc(0))));
     this.rawEntry(paxEntryName(h.name), 'x', records);
-    this.block(h, toAscii(h.name).slice(0, 100), '', true);
+    this.block(h, cut(toAscii(h.name)), '', true);
   }
 
   /** Bytes of a body, as they come; pad() ends it. */
@@ -172,7 +172,7 @@ export class TarChunks {
     octal(b, 124, 12, fit(h.size, 12));
     octal(b, 136, 12, fit(h.mtime, 12));
     b.write(h.type, 156, 1, 'latin1');
-    b.write(paxed ? toAscii(h.linkname ?? '') : h.linkname ?? '', 157, 100, 'latin1');
+    b.write(paxed ? cut(toAscii(h.linkname ?? '')) : h.linkname ?? '', 157, 100, 'latin1');
     magic(b);
     octal(b, 329, 8, h.devmajor ?? 0);
     octal(b, 337, 8, h.devminor ?? 0);
@@ -180,6 +180,15 @@ export class TarChunks {
     checksum(b);
     this.at += BLOCK;
   }
+}
+
+/**
+ * A name cut to the 100 bytes of its field, as Go's formatString does for
+ * the ustar block of a PAX entry; a cut that ends in "/" loses its
+ * slashes, so no reader takes a file for a directory.
+ */
+function cut(name: string): string {
+  return name.length <= 100 ? name : name.slice(0, 100).replace(/\/+$/, '');
 }
 
 /** Go's name for the 'x' entry of `name`: dir/PaxHeaders.0/base, ASCII, at most 100 bytes. */

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,8 @@ import type { GraphDriverApi } from '../../src/graphdriver/types';
 import { createLogger } from '../../src/log';
 import { createApp } from '../../src/server/app';
 import type { VolumeDriverApi } from '../../src/volume/types';
-import { requireRoot } from '../support/env';
+import { requireRoot, skipBecause } from '../support/env';
+import { goMissing, goTarViews } from '../support/go-tarview';
 import { notUsed } from '../support/not-used';
 import { listTar } from '../support/tar-listing';
 
@@ -150,6 +151,36 @@ describe('Diff tar writer (root)', function () {
     assert.equal(await fsp.readlink(path.join(out, 'longlink')), 't'.repeat(120));
     assert.equal((await fsp.lstat(path.join(out, 'bigid'))).uid, 3_000_000);
     assert.deepEqual(await kfs.lgetxattr(path.join(out, 'ping'), 'security.capability'), capability);
+  });
+
+  it("is read by Go's archive/tar (dockerd's) as written: names as bytes, PAX records, bodies", async function () {
+    this.timeout(120_000);
+    const missing = goMissing();
+    if (missing) skipBecause(this, missing);
+    const notUtf8 = Buffer.from([0x78, 0xe9, 0xff]);
+    await fsp.writeFile(Buffer.concat([Buffer.from(`${upper}/`), notUtf8]), 'bytes');
+    await fsp.writeFile(path.join(upper, 'n'.repeat(150)), 'long');
+    await fsp.symlink('t'.repeat(120), path.join(upper, 'longlink'));
+    await fsp.writeFile(path.join(upper, 'bigid'), '');
+    await fsp.chown(path.join(upper, 'bigid'), 3_000_000, 5);
+    const capability = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+    await kfs.lsetxattr(path.join(upper, 'bigid'), 'security.capability', capability);
+    await fsp.link(path.join(upper, 'bigid'), path.join(upper, 'hard'));
+    const file = path.join(top, 'diff.tar');
+    writeFileSync(file, await collect(exportRawChanges(upper, await rawChanges(upper, lower))));
+    const [view] = goTarViews([file]);
+    assert.ok(view !== undefined);
+    assert.equal(view.error, null);
+    const byName = new Map(view.entries.map((e) => [e.name, e]));
+    assert.deepEqual([...byName.keys()].sort(), ['bigid', 'etc/', 'etc/.wh.gone', 'hard', 'longlink', 'n'.repeat(150), notUtf8.toString('latin1')].sort());
+    const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+    assert.equal(byName.get(notUtf8.toString('latin1'))?.sha256, sha('bytes'));
+    assert.equal(byName.get('n'.repeat(150))?.sha256, sha('long'));
+    assert.equal(byName.get('longlink')?.linkname, 't'.repeat(120));
+    const bigid = byName.get('bigid');
+    assert.deepEqual([bigid?.uid, bigid?.gid, bigid?.mode], ['3000000', '5', String(0o100644)]);
+    assert.equal(bigid?.pax['SCHILY.xattr.security.capability'], capability.toString('base64'));
+    assert.deepEqual([byName.get('hard')?.typeflag, byName.get('hard')?.linkname], ['1'.charCodeAt(0), 'bigid']);
   });
 
   it('delivers the tar as the client reads it, not the whole layer at once', async () => {
