@@ -4,7 +4,6 @@
 const INT64_MAX = (1n << 63n) - 1n;
 const INT64_MIN = -(1n << 63n);
 const DECIMAL = /^[+-]?[0-9]+$/;
-const OCTAL = /^[0-7]+$/;
 
 /** Go's strconv.ParseInt(s, 10, 64): an optional sign, then decimal digits only. */
 export function parseGoInt64(s: string): bigint | null {
@@ -22,17 +21,24 @@ export function cString(field: Buffer): string {
   return field.toString('latin1', 0, nul < 0 ? field.length : nul);
 }
 
-/** Go's parseOctal: spaces and NULs trimmed at both ends, cut at a NUL, then octal digits. */
+/**
+ * Go's parseOctal: spaces and NULs trimmed at both ends, cut at a NUL, then
+ * octal digits. Header fields are at most 12 bytes (36 bits), exact in a double.
+ */
 export function parseOctalField(field: Buffer): bigint | null {
   let start = 0;
   let end = field.length;
   const blank = (b: number | undefined): boolean => b === 0x20 || b === 0;
   while (start < end && blank(field[start])) start++;
   while (end > start && blank(field[end - 1])) end--;
-  if (start === end) return 0n;
-  const text = cString(field.subarray(start, end));
-  if (!OCTAL.test(text)) return null;
-  return BigInt(`0o${text}`);
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const c = field[i] ?? 0;
+    if (c === 0) break;
+    if (c < 0x30 || c > 0x37) return null;
+    value = value * 8 + (c - 0x30);
+  }
+  return BigInt(value);
 }
 
 /** Go's parseNumeric: base-256 (two's complement) when the first byte has 0x80 set, else octal. */

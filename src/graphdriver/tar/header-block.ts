@@ -35,13 +35,16 @@ export function isZeroBlock(block: Buffer): boolean {
 /** Go's getFormat; null when the checksum is unreadable or matches neither sum. */
 function blockFormat(block: Buffer): Format | null {
   const stored = parseOctalField(block.subarray(148, 156));
-  let unsigned = 0;
-  let signed = 0;
+  // The checksum field counts as eight spaces; the signed sum counts bytes >= 0x80 as negative.
+  let unsigned = 8 * 0x20;
+  let high = 0;
   for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : (block[i] ?? 0);
+    if (i === 148) i = 156;
+    const c = block[i] as number;
     unsigned += c;
-    signed += c >= 0x80 ? c - 0x100 : c;
+    if (c >= 0x80) high++;
   }
+  const signed = unsigned - 0x100 * high;
   if (stored === null || (stored !== BigInt(unsigned) && stored !== BigInt(signed))) return null;
   const magic = block.toString('latin1', 257, 263);
   if (magic === 'ustar\0') return block.toString('latin1', 508, 512) === 'tar\0' ? 'star' : 'ustar';

@@ -84,6 +84,7 @@ export function isHeaderOnlyType(typeflag: number): boolean {
 const ZEROS = Buffer.alloc(64 * 1024);
 /** Go's time.Time{} (year 1), which Go's IsZero() reports. */
 const GO_ZERO_TIME_SEC = -62135596800n;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function padding(size: bigint): number {
   return Number((BLOCK - Number(size % BigInt(BLOCK))) % BLOCK);
@@ -578,7 +579,7 @@ export class TarReader {
 
   /** A Go int64 as a JS number; past 2^53 dmthin refuses what Go would read (no apply could honour it). */
   private safe(value: bigint, field: string): number {
-    if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) {
+    if (value > MAX_SAFE || value < -MAX_SAFE) {
       throw new TarFault('header', `${field} ${value} is beyond 2^53, which dmthin does not accept`, true);
     }
     return Number(value);
