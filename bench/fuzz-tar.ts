@@ -2,13 +2,16 @@
 // of the tar corpus, each listed by dmthin's reader (in a worker, bounded
 // by a deadline) and by Go's (test/go/tarview), which must agree.
 //
-//   node dist/bench/fuzz-tar.js [--cases N] [--seed S] [--from I]
+//   node dist/bench/fuzz-tar.js [--cases N] [--seed S] [--from I] [--apply]
 //
+// With --apply (as root) each case is also applied to a layer in a sandbox
+// under /var/tmp, and must change nothing outside it.
 // Prints the figures and every finding (seed and case index reproduce it:
 // `--seed S --from I --cases 1`); exits 1 if there is any.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { goMissing } from '../test/support/go-tarview';
 import { fuzzTars } from '../test/support/tar-fuzz';
+import { applyInSandbox } from '../test/support/tar-fuzz-apply';
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -38,6 +41,7 @@ async function main(): Promise<void> {
       seed,
       from,
       dir,
+      ...(process.argv.includes('--apply') ? { alsoCheck: (c) => applyInSandbox(c, dir) } : {}),
       progress: (done) => process.stderr.write(`\r${done}/${cases} cases`),
     });
     process.stderr.write('\n');
