@@ -3,8 +3,10 @@
 // upper is a hard-linked copy of the lower (`cp -al`), so untouched files
 // share inode numbers and change times with the lower as they do in a
 // thin snapshot, plus what each shape adds. Prints ms per Changes and per
-// Diff (Changes, then the tar read to the end) and the worst event-loop
-// stall seen during the Diffs.
+// Diff (Changes, then the tar read to the end), for today's code and for
+// the JavaScript walk and tar-stream writer it replaced (bench/legacy/),
+// in alternating rounds, with the ratio old/new, and the worst event-loop
+// stall seen during today's Diffs.
 //
 //   node dist/bench/layer-diff.js                 # the shapes, 5 rounds each
 //   DMTHIN_BENCH_ROUNDS=9 DMTHIN_BENCH_SHAPE=Diff10K node dist/bench/layer-diff.js   # more rounds, one shape
@@ -16,6 +18,8 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { changes, rawChanges } from '../src/graphdriver/changes';
 import { exportChanges, exportRawChanges } from '../src/graphdriver/diff';
+import { changes as legacyChanges } from './legacy/changes';
+import { exportChanges as legacyExportChanges } from './legacy/diff';
 import { median, table } from './timing';
 
 const WORK = process.env['DMTHIN_BENCH_DIR'] ?? '/var/tmp/dmthin-bench-layer-diff';
@@ -98,31 +102,45 @@ interface Row {
   entries: number;
   changesMs: number;
   diffMs: number;
+  legacyChangesMs: number;
+  legacyDiffMs: number;
   tarBytes: number;
   stallMs: number;
 }
 
 async function benchShape(shape: Shape): Promise<Row> {
   const { lower, upper } = prepare(shape);
-  const changesMs: number[] = [];
-  const diffMs: number[] = [];
+  const ms = { changes: [] as number[], diff: [] as number[], legacyChanges: [] as number[], legacyDiff: [] as number[] };
   let count = 0;
   let tarBytes = 0;
+  let legacyBytes = 0;
   let stall = 0;
+  const time = async (into: number[], step: () => Promise<unknown>): Promise<void> => {
+    const start = performance.now();
+    await step();
+    into.push(performance.now() - start);
+  };
   for (let round = 0; round < ROUNDS; round++) {
-    let start = performance.now();
-    count = (await changes(upper, lower)).length;
-    changesMs.push(performance.now() - start);
-    start = performance.now();
-    stall = Math.max(
-      stall,
-      await worstStall(async () => {
-        tarBytes = await drain(exportChanges(upper, await changes(upper, lower)));
-      }),
-    );
-    diffMs.push(performance.now() - start);
+    await time(ms.changes, async () => (count = (await changes(upper, lower)).length));
+    await time(ms.legacyChanges, () => legacyChanges(upper, lower));
+    await time(ms.diff, async () => {
+      stall = Math.max(stall, await worstStall(async () => (tarBytes = await drain(exportChanges(upper, await changes(upper, lower))))));
+    });
+    await time(ms.legacyDiff, async () => (legacyBytes = await drain(legacyExportChanges(upper, await legacyChanges(upper, lower)))));
   }
-  return { shape: shape.name, changes: count, entries: shape.lowerFiles + shape.upperFiles, changesMs: median(changesMs), diffMs: median(diffMs), tarBytes, stallMs: stall };
+  // The old writer's headers differ (no trailing "/" on directories, ustar mode field): sizes may differ by padding only.
+  if (Math.abs(legacyBytes - tarBytes) > 512 * (count + 2)) throw new Error(`${shape.name}: ${tarBytes} bytes of tar, the old writer ${legacyBytes}`);
+  return {
+    shape: shape.name,
+    changes: count,
+    entries: shape.lowerFiles + shape.upperFiles,
+    changesMs: median(ms.changes),
+    diffMs: median(ms.diff),
+    legacyChangesMs: median(ms.legacyChanges),
+    legacyDiffMs: median(ms.legacyDiff),
+    tarBytes,
+    stallMs: stall,
+  };
 }
 
 /** Peak RSS of one Diff of a 1 GB layer of 100,000 files against an empty parent. */
@@ -160,10 +178,22 @@ async function main(): Promise<void> {
   const only = process.env['DMTHIN_BENCH_SHAPE'];
   for (const shape of SHAPES) if (only === undefined || shape.name.startsWith(only)) rows.push(await benchShape(shape));
   const ms = (v: number): string => v.toFixed(1);
+  const ratio = (old: number, now: number): string => `${(old / now).toFixed(1)}x`;
   process.stdout.write(
     `${table(
-      ['layer-diff (host, median of ' + ROUNDS + ')', 'changes', 'Changes ms', 'Diff ms', 'tar MB', 'worst stall ms'],
-      rows.map((r) => [r.shape, String(r.changes), ms(r.changesMs), ms(r.diffMs), (r.tarBytes / 2 ** 20).toFixed(1), ms(r.stallMs)]),
+      [`layer-diff (host, median of ${ROUNDS})`, 'changes', 'Changes old ms', 'new ms', 'old/new', 'Diff old ms', 'new ms', 'old/new', 'tar MB', 'worst stall ms'],
+      rows.map((r) => [
+        r.shape,
+        String(r.changes),
+        ms(r.legacyChangesMs),
+        ms(r.changesMs),
+        ratio(r.legacyChangesMs, r.changesMs),
+        ms(r.legacyDiffMs),
+        ms(r.diffMs),
+        ratio(r.legacyDiffMs, r.diffMs),
+        (r.tarBytes / 2 ** 20).toFixed(1),
+        ms(r.stallMs),
+      ]),
     )}\n`,
   );
   const data: Record<string, unknown> = { rows };

@@ -7,7 +7,7 @@
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { WHITEOUT_PREFIX } from './apply';
+import { WHITEOUT_PREFIX } from './layer-applier';
 import { ChangeKind, type Change, type RawChange } from './changes';
 import {
   field, fileType, inodeKey, readEntries, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, StatField, toBinary, type ScanEntries,
@@ -16,6 +16,8 @@ import { TarChunks, type TarHeader, type TarType } from './tar-writer';
 
 /** Entries per native call: enough to amortize the thread-pool hop, few enough to keep each JS step short. */
 const BATCH = 256;
+/** Batches read ahead: the syscalls, not the writing, take the time, and they overlap on the thread pool. */
+const READ_AHEAD = 3;
 /** Bodies up to this size come with their entry's batch; larger ones are read in pieces. */
 const SMALL_BODY = 256 * 1024;
 /** At most this many bytes of small bodies per batch. */
@@ -60,11 +62,19 @@ async function* tarChunks(layer: string, list: readonly RawChange[]): AsyncGener
   // Whiteouts are dated like the in-tree driver's: when the diff is made (Go rounds to the second).
   const now = Math.round(Date.now() / 1000);
   const links = new Map<number, string>();
-  // The next batch is read while this one is written.
-  let next = list.length > 0 ? fetchBatch(layer, list, 0) : null;
-  for (let from = 0; next !== null; from += BATCH) {
-    const batch = await next;
-    next = from + BATCH < list.length ? fetchBatch(layer, list, from + BATCH) : null;
+  // The next batches are read, on worker threads of their own, while this one is written.
+  const ahead: Array<Promise<ScanEntries>> = [];
+  let fetched = 0;
+  const fill = (): void => {
+    while (ahead.length < READ_AHEAD && fetched < list.length) {
+      ahead.push(fetchBatch(layer, list, fetched));
+      fetched += BATCH;
+    }
+  };
+  fill();
+  for (let from = 0; from < list.length; from += BATCH) {
+    const batch = await (ahead.shift() as Promise<ScanEntries>);
+    fill();
     let k = 0;
     for (const change of list.slice(from, from + BATCH)) {
       if (change.kind === ChangeKind.Delete) {
