@@ -10,7 +10,7 @@
 // cost many times the syscalls (fifteen times under emulation, measured).
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
-import { field, fileType, fromBinary, readEntries, S_IFDIR, S_IFREG, StatField, walkTree, type ScanWalk } from './layer-scan';
+import { field, fileType, fromBinary, readEntries, S_IFDIR, S_IFREG, StatField, toBinary, walkTree, type ScanWalk } from './layer-scan';
 
 export const enum ChangeKind {
   Modify = 0,
@@ -151,12 +151,18 @@ class TreeComparison {
 
 /** `docker ps -s`: bytes of the files added or modified, each inode once. */
 export function changesSize(layer: string, list: readonly Change[]): number {
+  return rawChangesSize(layer, list.map((c) => ({ path: toBinary(c.Path.replace(/^\/+/, '')), kind: c.Kind })));
+}
+
+/** changesSize() of rawChanges(): the paths stay bytes, so names that are not UTF-8 count too. */
+export function rawChangesSize(layer: string, list: readonly RawChange[]): number {
   const seen = new Set<bigint>();
+  const root = Buffer.from(path.join(layer, '/'));
   let size = 0;
   for (const change of list) {
-    if (change.Kind === ChangeKind.Delete) continue;
+    if (change.kind === ChangeKind.Delete) continue;
     // A running container's file may be gone by now: the in-tree driver skips it too.
-    const st = lstatSync(path.join(layer, change.Path), { bigint: true, throwIfNoEntry: false });
+    const st = lstatSync(Buffer.concat([root, Buffer.from(change.path, 'latin1')]), { bigint: true, throwIfNoEntry: false });
     if (st === undefined || !st.isFile() || seen.has(st.ino)) continue;
     seen.add(st.ino);
     size += Number(st.size);

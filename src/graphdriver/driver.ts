@@ -12,7 +12,7 @@ import { parseSize } from '../deviceset/options';
 import { DmthinError } from '../errors';
 import type { Logger } from '../log';
 import { applyTar } from './apply';
-import { changes, changesSize, rawChanges, type Change } from './changes';
+import { changes, rawChanges, rawChangesSize, type Change } from './changes';
 import { exportRawChanges } from './diff';
 import { saveInitRecord, type InitRecord } from './init-record';
 import type { CreateRequest, GraphCapabilities, GraphDriverApi } from './types';
@@ -122,7 +122,7 @@ export class DeviceSetDriver implements GraphDriverApi {
   async diffSize(id: string, parent: string): Promise<number> {
     const { layer, lower, release } = await this.mountPair(id, parent);
     try {
-      return changesSize(layer, await changes(layer, lower));
+      return rawChangesSize(layer, await rawChanges(layer, lower));
     } finally {
       await release();
     }

@@ -6,7 +6,7 @@ import { promises as fsp, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fs as kfs } from '../../src/devmapper';
-import { rawChanges, ChangeKind } from '../../src/graphdriver/changes';
+import { rawChanges, rawChangesSize, ChangeKind } from '../../src/graphdriver/changes';
 import { field, inodeKey, readEntries, StatField, walkTree } from '../../src/graphdriver/layer-scan';
 import { requireRoot } from '../support/env';
 
@@ -71,6 +71,7 @@ describe('native layer scan (root)', function () {
     assert.equal(got.bodies[0]?.toString(), 'body');
     const list = await rawChanges(path.join(top, 'upper'), path.join(top, 'lower'));
     assert.deepEqual(list.map((c) => [c.path, c.kind]), walk.paths.map((p) => [p, ChangeKind.Add]));
+    assert.equal(rawChangesSize(path.join(top, 'upper'), list), 'body'.length + 'utf-8 name'.length, 'DiffSize counts them too');
   });
 
   it('reads the image xattrs (user.* and security.capability, sorted, binary), link targets and small bodies of a batch', async () => {
