@@ -32,4 +32,6 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/build/Release/dmthin.node build/Release/
 COPY --from=build /src/dist/src/ dist/src/
+# The containerd snapshots service's wire contract, loaded at start.
+COPY proto/ proto/
 CMD ["/usr/local/bin/node", "--require", "/opt/dmthin/dist/src/server/early.js", "/opt/dmthin/dist/src/main.js"]

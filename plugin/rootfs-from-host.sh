@@ -2,7 +2,7 @@
 # plugin/rootfs-from-host.sh ROOTFS: assembles the plugin's rootfs from this
 # host, for when the Dockerfile's base images cannot be pulled. Same layout
 # as the Dockerfile's image: node at /usr/local/bin/node, the built project
-# under /opt/dmthin (dist/src, the addon, production node_modules), the
+# under /opt/dmthin (dist/src, proto/, the addon, production node_modules), the
 # tools dmthin runs, and every shared library these need (from ldd).
 # Needs the project built first (bash scripts/setup). Prints what it copied.
 set -euo pipefail
@@ -77,8 +77,8 @@ say "tools: ${tools[*]}"
 
 copy_libraries "$project/build/Release/dmthin.node"
 mkdir -p "$rootfs$app"
-tar -C "$project" -cf - package.json build/Release/dmthin.node dist/src | tar -C "$rootfs$app" -xf -
-say "app: $project/dist/src, the addon and package.json -> $app"
+tar -C "$project" -cf - package.json build/Release/dmthin.node dist/src proto | tar -C "$rootfs$app" -xf -
+say "app: $project/dist/src, proto/, the addon and package.json -> $app"
 
 # Production modules: the lockfile's packages not marked dev-only that are
 # installed here (optional ones for other platforms are not).

@@ -17,6 +17,8 @@ export interface Settings {
   /** where volume mountpoints are made (the managed plugin's propagated mount) */
   mountRoot: string;
   socket: string;
+  /** containerd's snapshots gRPC service (a proxy snapshotter); null: not served */
+  snapshotterSocket: string | null;
   /** the plugin's own dm.* options; dockerd's --storage-opt come at GraphDriver.Init */
   storageOpts: string[];
   logLevel: LogLevel;
@@ -28,12 +30,16 @@ export interface Settings {
 
 export const DEFAULT_ROOT = '/var/lib/dmthin';
 export const DEFAULT_SOCKET = '/run/docker/plugins/dmthin.sock';
+export const DEFAULT_SNAPSHOTTER_SOCKET = '/run/dmthin/snapshotter.sock';
+/** DMTHIN_SNAPSHOTTER_SOCKET's value that turns the containerd snapshotter off. */
+export const OFF = 'off';
 
 /** The environment variables read, as they come. */
 interface RawSettings {
   DMTHIN_ROOT: string;
   DMTHIN_MOUNT_ROOT?: string;
   DMTHIN_SOCKET: string;
+  DMTHIN_SNAPSHOTTER_SOCKET: string;
   DMTHIN_STORAGE_OPTS: string;
   DMTHIN_LOG_LEVEL: LogLevel;
   DMTHIN_VOLUME_KIND: VolumeKind;
@@ -49,12 +55,13 @@ const schema: JSONSchemaType<RawSettings> = {
     DMTHIN_ROOT: absolutePath,
     DMTHIN_MOUNT_ROOT: { ...absolutePath, nullable: true },
     DMTHIN_SOCKET: { ...absolutePath, maxLength: 107 },
+    DMTHIN_SNAPSHOTTER_SOCKET: { type: 'string', pattern: '^(off|/[^\\u0000]*)$', maxLength: 107 },
     DMTHIN_STORAGE_OPTS: { type: 'string', maxLength: 65536 },
     DMTHIN_LOG_LEVEL: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
     DMTHIN_VOLUME_KIND: { type: 'string', enum: ['auto', 'thin', 'plain'] },
     DMTHIN_VOLUME_SIZE: { type: 'string', maxLength: 64 },
   },
-  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE'],
+  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE'],
   additionalProperties: false,
 };
 
@@ -65,6 +72,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const raw: Record<string, string> = {
     DMTHIN_ROOT: DEFAULT_ROOT,
     DMTHIN_SOCKET: DEFAULT_SOCKET,
+    DMTHIN_SNAPSHOTTER_SOCKET: DEFAULT_SNAPSHOTTER_SOCKET,
     DMTHIN_STORAGE_OPTS: '',
     DMTHIN_LOG_LEVEL: 'info',
     DMTHIN_VOLUME_KIND: 'auto',
@@ -99,6 +107,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     root,
     mountRoot: path.resolve(raw.DMTHIN_MOUNT_ROOT ?? root),
     socket: raw.DMTHIN_SOCKET,
+    snapshotterSocket: raw.DMTHIN_SNAPSHOTTER_SOCKET === OFF ? null : raw.DMTHIN_SNAPSHOTTER_SOCKET,
     storageOpts,
     logLevel: raw.DMTHIN_LOG_LEVEL,
     volumeKind: raw.DMTHIN_VOLUME_KIND,

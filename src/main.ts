@@ -15,6 +15,9 @@ import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
 import { createLogger, dmLevel, type Logger } from './log';
 import { createApp } from './server/app';
 import { listenOnSocket } from './server/listen';
+import { listenSnapshotter, type SnapshotServer } from './snapshotter/server';
+import { SNAPSHOT_DEVICE_PREFIX } from './snapshotter/records';
+import { Snapshotter } from './snapshotter/snapshotter';
 import { VolumeStore } from './volume/store';
 
 function close(server: Server): Promise<void> {
@@ -27,6 +30,22 @@ async function restoredInit(settings: Settings, log: Logger): Promise<InitRecord
   } catch (err) {
     // Without it the GraphDriver waits for dockerd's next Init; volumes are not affected.
     log.error('cannot read the last GraphDriver.Init', { err: String(err) });
+    return null;
+  }
+}
+
+/**
+ * containerd's snapshots service on its own socket, unless turned off. It
+ * failing to start (its socket taken, say) leaves layers and volumes served.
+ */
+async function startSnapshotter(settings: Settings, holder: DeviceSetHolder, log: Logger): Promise<SnapshotServer | null> {
+  if (settings.snapshotterSocket === null) return null;
+  try {
+    const snapshotter = new Snapshotter({ holder, dir: path.join(settings.root, 'snapshotter'), log });
+    await snapshotter.load();
+    return await listenSnapshotter(snapshotter, settings.snapshotterSocket, log);
+  } catch (err) {
+    log.error('cannot serve the containerd snapshotter; layers and volumes are served', { socket: settings.snapshotterSocket, err: String(err) });
     return null;
   }
 }
@@ -50,7 +69,9 @@ async function main(): Promise<number> {
   const home = restored?.home;
   const adoptLeftMount = (hash: string, target: string): boolean =>
     home !== undefined && !hash.startsWith(VOLUME_DEVICE_PREFIX) && target === path.join(home, 'mnt', hash);
-  const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log, adoptLeftMount });
+  // containerd mounts the snapshotter's devices itself: their mounts are never dmthin's to clean up.
+  const mountedByOthers = (hash: string): boolean => hash.startsWith(SNAPSHOT_DEVICE_PREFIX);
+  const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log, adoptLeftMount, mountedByOthers });
   const { root, mountRoot, volumeKind, volumeSize } = settings;
   const volumes = new VolumeStore({ root, mountRoot, volumeKind, volumeSize, pool: holder, log });
   // Before the pool opens; the DeviceSet unmounts stale thin volume mounts as it opens.
@@ -59,6 +80,7 @@ async function main(): Promise<number> {
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
   const server = await listenOnSocket(createApp({ graph, volumes, log }), settings.socket);
+  const snapshots = await startSnapshotter(settings, holder, log);
   log.info('dmthin listening', {
     socket: settings.socket,
     root: settings.root,
@@ -67,6 +89,7 @@ async function main(): Promise<number> {
     serves: ['Plugin.Activate', 'GraphDriver.*', 'VolumeDriver.*'],
     devicemapper: dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`',
     graphdriverHome: restored?.home ?? null,
+    snapshotterSocket: snapshots === null ? null : settings.snapshotterSocket,
   });
 
   await new Promise<void>((resolve) => {
@@ -75,6 +98,7 @@ async function main(): Promise<number> {
   });
   log.info('shutting down: finishing requests in flight');
   await close(server);
+  await snapshots?.close();
   await volumes.shutdown();
   // Layers dockerd still holds (Get without Put: running containers) stay
   // mounted, so that a plugin restarted under dockerd serves them as they

@@ -38,6 +38,12 @@ export interface DeviceSetConfig {
    * adopted with one user rather than unmounted as stale.
    */
   adoptLeftMount?: (hash: string, target: string) => boolean;
+  /**
+   * Whether device `hash` is mounted by others, never by the set (the
+   * containerd snapshotter's devices, which containerd mounts itself):
+   * its mounts are theirs, left alone at start-up.
+   */
+  mountedByOthers?: (hash: string) => boolean;
 }
 
 export interface AddDeviceOptions {
@@ -105,6 +111,7 @@ export class DeviceSet {
   /** mounted devices: where, how many users, and whether a mount adopted from the last run is still to be checked */
   private readonly mounts = new Map<string, MountRecord>();
   private adoptLeftMount: (hash: string, target: string) => boolean = () => false;
+  private mountedByOthers: (hash: string) => boolean = () => false;
   private readonly poolLock = new Mutex();
   private readonly deviceLocks = new KeyedMutex();
   private ids = new IdAllocator([]);
@@ -139,6 +146,7 @@ export class DeviceSet {
     set.deferredRemoval = deferredRemoval;
     set.deferredDeletion = deferredDeletion;
     set.adoptLeftMount = config.adoptLeftMount ?? ((): boolean => false);
+    set.mountedByOthers = config.mountedByOthers ?? ((): boolean => false);
     try {
       await set.load();
       await set.setupBaseDevice();
@@ -223,6 +231,7 @@ export class DeviceSet {
       .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
     for (const { device, mountpoint: target } of mounts) {
       const hash = ours.get(device);
+      if (hash !== undefined && this.mountedByOthers(hash)) continue;
       if (hash !== undefined && !this.mounts.has(hash)) {
         // Kept by the last shutdown with its users; else, after a crash, claimed with one.
         const keptUsers = kept.find((k) => k.hash === hash && k.target === target)?.users;
@@ -548,6 +557,29 @@ export class DeviceSet {
       }
       await this.unmountAndRemove(mounted.target);
       this.mounts.delete(hash);
+      await this.deactivate(this.deviceName(hash), this.deferredRemoval);
+    });
+  }
+
+  /**
+   * Activates device `hash` without mounting it, for users that mount it
+   * themselves (containerd), and returns its /dev/mapper path.
+   */
+  async activateDevice(hash: string): Promise<string> {
+    checkHash(hash);
+    this.checkOpen();
+    return this.deviceLocks.run(hash, async () => {
+      const record = this.usable(hash);
+      await this.activate(record);
+      return dm.devicePath(this.deviceName(hash));
+    });
+  }
+
+  /** Deactivates device `hash` that activateDevice activated; one still open goes when its last user closes it. */
+  async deactivateDevice(hash: string): Promise<void> {
+    checkHash(hash);
+    await this.deviceLocks.run(hash, async () => {
+      if (this.mounts.has(hash)) return;
       await this.deactivate(this.deviceName(hash), this.deferredRemoval);
     });
   }

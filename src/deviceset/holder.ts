@@ -18,6 +18,8 @@ export interface DeviceSetHolderConfig {
   log: Logger;
   /** see DeviceSetConfig.adoptLeftMount */
   adoptLeftMount?: (hash: string, target: string) => boolean;
+  /** see DeviceSetConfig.mountedByOthers */
+  mountedByOthers?: (hash: string) => boolean;
 }
 
 export const NO_DEVICE_MAPPER =
@@ -90,8 +92,8 @@ export class DeviceSetHolder {
       this.config.log.warn('device-mapper is missing: layers and thin volumes are unavailable until `modprobe dm_thin_pool`');
       return Promise.reject(new DmthinError('ENODM', NO_DEVICE_MAPPER));
     }
-    const { root, log, adoptLeftMount } = this.config;
-    const opening = DeviceSet.open({ home: root, options, log, ...(adoptLeftMount ? { adoptLeftMount } : {}) }).then(
+    const { root, log, adoptLeftMount, mountedByOthers } = this.config;
+    const opening = DeviceSet.open({ home: root, options, log, ...(adoptLeftMount ? { adoptLeftMount } : {}), ...(mountedByOthers ? { mountedByOthers } : {}) }).then(
       (set) => {
         if (this.opening === opening) this.opened = set;
         return set;

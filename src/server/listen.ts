@@ -22,7 +22,7 @@ function socketInUse(socketPath: string): Promise<boolean> {
  * left by a dead process is removed; a live one is an error, so two dmthin
  * processes never share a socket.
  */
-async function claimSocketPath(socketPath: string): Promise<void> {
+export async function claimSocketPath(socketPath: string): Promise<void> {
   await fsp.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o755 });
   try {
     const st = await fsp.lstat(socketPath);

@@ -12,9 +12,13 @@ export const LISTENING = '"dmthin listening"';
 
 export type PluginProcess = Started;
 
-/** Starts the plugin with `env` on top of this process's environment; its output also goes to logFile when given. */
+/**
+ * Starts the plugin with `env` on top of this process's environment; its
+ * output also goes to logFile when given. The containerd snapshotter is off
+ * unless env gives it a socket: tests run several dmthin at once.
+ */
 export function startPlugin(env: NodeJS.ProcessEnv, logFile?: string): PluginProcess {
-  return startLogged(process.execPath, [MAIN], logFile, { ...process.env, ...env });
+  return startLogged(process.execPath, [MAIN], logFile, { DMTHIN_SNAPSHOTTER_SOCKET: 'off', ...process.env, ...env });
 }
 
 /** The plugin on PLUGIN_SOCKET with one state directory, started and stopped as often as a test needs. */

@@ -21,6 +21,7 @@ describe('settings (DMTHIN_*)', () => {
       root: '/var/lib/dmthin',
       mountRoot: '/var/lib/dmthin',
       socket: '/run/docker/plugins/dmthin.sock',
+      snapshotterSocket: '/run/dmthin/snapshotter.sock',
       storageOpts: [],
       logLevel: 'info',
       volumeKind: 'auto',
@@ -46,12 +47,15 @@ describe('settings (DMTHIN_*)', () => {
     assert.equal(s.volumeKind, 'plain');
     assert.equal(s.volumeSize, 1.5 * GiB);
     assert.equal(loadSettings({ DMTHIN_MOUNT_ROOT: '/mnt/dmthin' }).mountRoot, '/mnt/dmthin');
+    assert.equal(loadSettings({ DMTHIN_SNAPSHOTTER_SOCKET: '/run/x/snap.sock' }).snapshotterSocket, '/run/x/snap.sock');
+    assert.equal(loadSettings({ DMTHIN_SNAPSHOTTER_SOCKET: 'off' }).snapshotterSocket, null);
   });
 
   it('refuses bad values, naming the variable', () => {
     rejects({ DMTHIN_ROOT: 'relative/dir' }, /^DMTHIN_ROOT "relative\/dir" must match pattern/);
     rejects({ DMTHIN_MOUNT_ROOT: '/a\0b' }, /^DMTHIN_MOUNT_ROOT /);
     rejects({ DMTHIN_SOCKET: `/run/${'s'.repeat(120)}.sock` }, /^DMTHIN_SOCKET .* must NOT have more than 107 characters/);
+    rejects({ DMTHIN_SNAPSHOTTER_SOCKET: 'run/snap.sock' }, /^DMTHIN_SNAPSHOTTER_SOCKET "run\/snap.sock" must match pattern/);
     rejects({ DMTHIN_LOG_LEVEL: 'loud' }, /^DMTHIN_LOG_LEVEL "loud" must be one of error, warn, info, debug$/);
     rejects({ DMTHIN_VOLUME_KIND: 'lvm' }, /^DMTHIN_VOLUME_KIND "lvm" must be one of auto, thin, plain$/);
     rejects({ DMTHIN_VOLUME_SIZE: 'big' }, /^DMTHIN_VOLUME_SIZE: invalid size "big"/);

@@ -1,0 +1,82 @@
+// Debian 13's containerd 1.7 (scripts/fetch-trixie) with dmthin as its
+// proxy snapshotter, each test's own: config, root, state and socket under
+// one directory; ctr runs against it.
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startLogged, waitUntil, type Started } from './processes';
+import { trixieBin, trixieEnv } from './trixie';
+
+const execFileAsync = promisify(execFile);
+
+export class Containerd {
+  private process: Started | undefined;
+
+  constructor(
+    readonly dir: string,
+    /** dmthin's snapshotter socket, as [proxy_plugins.dmthin] address */
+    readonly snapshotterSocket: string,
+  ) {}
+
+  get address(): string {
+    return path.join(this.dir, 'containerd.sock');
+  }
+
+  get logFile(): string {
+    return path.join(this.dir, 'containerd.log');
+  }
+
+  private async writeConfig(): Promise<string> {
+    const file = path.join(this.dir, 'config.toml');
+    const toml = [
+      'version = 2',
+      `root = "${path.join(this.dir, 'root')}"`,
+      `state = "${path.join(this.dir, 'state')}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${this.address}"`,
+      '[proxy_plugins.dmthin]',
+      '  type = "snapshot"',
+      `  address = "${this.snapshotterSocket}"`,
+      '',
+    ].join('\n');
+    await fsp.writeFile(file, toml);
+    return file;
+  }
+
+  /** Starts it and waits until ctr gets an answer. */
+  async start(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true });
+    const config = await this.writeConfig();
+    this.process = startLogged(path.join(trixieBin(), 'containerd'), ['--config', config], this.logFile, trixieEnv());
+    const started = this.process;
+    await Promise.race([
+      waitUntil('containerd to answer', async () => (await this.ctr('version').then(() => true, () => false)), 60_000),
+      started.exited.then(({ code, signal }) => {
+        throw new Error(`containerd exited (${String(code ?? signal)}) while starting: ${started.output().slice(-3000)}`);
+      }),
+    ]);
+  }
+
+  async stop(): Promise<void> {
+    const started = this.process;
+    this.process = undefined;
+    await started?.stop();
+  }
+
+  /** ctr in namespace "test"; resolves to stdout, rejects with stderr in the message. */
+  async ctr(...args: string[]): Promise<string> {
+    try {
+      const { stdout } = await execFileAsync(path.join(trixieBin(), 'ctr'), ['--address', this.address, '--namespace', 'test', ...args], {
+        env: trixieEnv(),
+        maxBuffer: 16 * 1024 * 1024,
+        timeout: 300_000,
+      });
+      return stdout;
+    } catch (err) {
+      const stderr = (err as { stderr?: string }).stderr ?? '';
+      throw new Error(`ctr ${args.join(' ')} failed: ${stderr.trim() || String(err)}`);
+    }
+  }
+}
