@@ -1,8 +1,9 @@
 // The composition root: settings, the log, the volume store (loaded before
 // the socket listens: dockerd's first Get must find every volume), the one
 // DeviceSet (opened in the background under the state directory; thin
-// volumes are reconciled with it once it is open), the GraphDriver, and
-// the HTTP app on the plugin socket. SIGTERM or SIGINT: stop accepting,
+// volumes are reconciled with it once it is open), the GraphDriver, the
+// HTTP app on the plugin socket, and containerd's snapshots service on a
+// socket of its own over the same DeviceSet. SIGTERM or SIGINT: stop accepting,
 // let the requests in flight finish, then shut everything down cleanly.
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
@@ -86,7 +87,7 @@ async function main(): Promise<number> {
     root: settings.root,
     mountRoot,
     volumeKind,
-    serves: ['Plugin.Activate', 'GraphDriver.*', 'VolumeDriver.*'],
+    serves: ['Plugin.Activate', 'GraphDriver.*', 'VolumeDriver.*', ...(snapshots === null ? [] : ['containerd Snapshots'])],
     devicemapper: dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`',
     graphdriverHome: restored?.home ?? null,
     snapshotterSocket: snapshots === null ? null : settings.snapshotterSocket,

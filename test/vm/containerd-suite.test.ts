@@ -53,7 +53,6 @@ describe('containerd\'s snapshotter test suite (VM)', function () {
         DMTHIN_SNAPSHOTTER_SOCKET: socket,
         DMTHIN_ROOT: path.join(dir, 'state'),
         DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=8G dm.loopmetadatasize=128M dm.basesize=512M',
-        DMTHIN_LOG_LEVEL: 'warn',
       },
       path.join(dir, 'dmthin.log'),
     );
