@@ -62,8 +62,11 @@ describe('containerd\'s snapshotter test suite (VM)', function () {
       const failed = output.split('\n').filter((l) => /^\s*--- FAIL/.test(l));
       assert.deepEqual(failed, [], `failed tests; the suite's output ends:\n${output.slice(-6000)}`);
       assert.equal(code, 0, `the suite exited with ${String(code)}:\n${output.slice(-6000)}`);
-      const passed = output.split('\n').filter((l) => /^\s*--- PASS: TestDmthin\//.test(l)).length;
-      assert.ok(passed >= (full ? 21 : 20), `only ${passed} tests passed:\n${output.slice(-3000)}`);
+      const verdicts = (verdict: string): string[] =>
+        output.split('\n').flatMap((l) => new RegExp(`^\\s*--- ${verdict}: TestDmthin/(\\S+)`).exec(l)?.slice(1) ?? []);
+      // containerd 1.6.20's suite skips Rename for every snapshotter ("rename test still fails on some kernels with overlay").
+      assert.deepEqual(verdicts('SKIP'), ['Rename'], 'the suite skips Rename itself, and nothing else');
+      assert.equal(verdicts('PASS').length, full ? 20 : 19, `every other test passed:\n${output.slice(-3000)}`);
     } finally {
       await plugin.stop();
     }
