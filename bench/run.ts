@@ -7,6 +7,7 @@ import { benchDmCycle, formatDmCycle } from './dm-cycle';
 import { benchDeviceSetOps, formatDeviceSetOps } from './deviceset-ops';
 import { benchDeviceSetScale, formatDeviceSetScale } from './deviceset-scale';
 import { benchDockerWorkload, formatDockerWorkload } from './docker-workload';
+import { benchGraphtest, formatGraphtest } from './graphtest';
 import { benchTarEngine, formatTarEngine } from './tar-engine';
 import { benchVolumes, formatVolumes } from './volumes';
 
@@ -38,13 +39,24 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
     const r = await benchTarEngine(Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '3'));
     return { text: formatTarEngine(r), data: r };
   },
+  // Needs dist/go/graphtest.test, built on the host (npm run bench:graphtest does).
+  graphtest: async () => {
+    const r = await benchGraphtest({
+      benchtime: process.env['DMTHIN_GRAPHTEST_BENCHTIME'] ?? '5x',
+      filter: process.env['DMTHIN_GRAPHTEST_FILTER'] ?? '.',
+    });
+    return { text: formatGraphtest(r), data: r };
+  },
 };
 
 /** The benchmarks that need no device-mapper. */
 const HOST_BENCHES = new Set(['tar-engine']);
 
+/** Run when DMTHIN_BENCH names none: all but graphtest, which has its own command (npm run bench:graphtest). */
+const DEFAULT_BENCHES = Object.keys(BENCHES).filter((name) => name !== 'graphtest');
+
 async function main(): Promise<void> {
-  const chosen = (process.env['DMTHIN_BENCH'] ?? Object.keys(BENCHES).join(',')).split(',');
+  const chosen = (process.env['DMTHIN_BENCH'] ?? DEFAULT_BENCHES.join(',')).split(',');
   if (process.env['DMTHIN_IN_VM'] !== '1' && !chosen.every((name) => HOST_BENCHES.has(name))) {
     throw new Error('the benchmarks need device-mapper: run them with `npm run bench`, which starts the VM');
   }

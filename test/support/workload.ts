@@ -204,7 +204,7 @@ export async function unpackSave(file: string, dir: string): Promise<SavedImage>
 }
 
 /** The same for both drivers; the last one is what the in-tree driver needs in a VM without udev. */
-const STORAGE_OPTS = ['dm.loopdatasize=8G', 'dm.loopmetadatasize=256M', 'dm.basesize=1G', 'dm.override_udev_sync_check=true'];
+export const STORAGE_OPTS = ['dm.loopdatasize=8G', 'dm.loopmetadatasize=256M', 'dm.basesize=1G', 'dm.override_udev_sync_check=true'];
 
 /**
  * The two sides of the comparison in one VM: dmthin as a plain process on
