@@ -15,6 +15,7 @@ COPY native/ native/
 # npm ci runs the install script: node-gyp builds build/Release/dmthin.node.
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY bin/ bin/
 COPY src/ src/
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
 
@@ -34,4 +35,8 @@ COPY --from=build /src/build/Release/dmthin.node build/Release/
 COPY --from=build /src/dist/src/ dist/src/
 # The containerd snapshots service's wire contract, loaded at start.
 COPY proto/ proto/
-CMD ["/usr/local/bin/node", "--require", "/opt/dmthin/dist/src/server/early.js", "/opt/dmthin/dist/src/main.js"]
+COPY --from=build /src/bin/ bin/
+COPY LICENSE ./
+# The dmthin command, for `docker exec`-like use inside the plugin (runc exec).
+RUN ln -s /opt/dmthin/bin/dmthin /usr/local/bin/dmthin
+CMD ["/usr/local/bin/node", "--require", "/opt/dmthin/dist/src/server/early.js", "/opt/dmthin/dist/src/cli.js", "serve"]

@@ -17,7 +17,7 @@ tools=(sh mkfs.xfs mkfs.ext4 tune2fs resize2fs xfs_growfs blkid thin_ls thin_che
 say() { echo "rootfs-from-host: $*"; }
 die() { echo "rootfs-from-host: $*" >&2; exit 1; }
 
-for built in dist/src/main.js build/Release/dmthin.node node_modules package-lock.json; do
+for built in dist/src/main.js dist/src/cli.js build/Release/dmthin.node node_modules package-lock.json; do
   [ -e "$project/$built" ] || die "$project/$built is missing: build the project first (bash scripts/setup)"
 done
 mkdir -p "$rootfs"
@@ -77,8 +77,9 @@ say "tools: ${tools[*]}"
 
 copy_libraries "$project/build/Release/dmthin.node"
 mkdir -p "$rootfs$app"
-tar -C "$project" -cf - package.json build/Release/dmthin.node dist/src proto | tar -C "$rootfs$app" -xf -
-say "app: $project/dist/src, proto/, the addon and package.json -> $app"
+tar -C "$project" -cf - package.json LICENSE bin/dmthin build/Release/dmthin.node dist/src proto | tar -C "$rootfs$app" -xf -
+ln -s "$app/bin/dmthin" "$rootfs/usr/local/bin/dmthin"
+say "app: $project/dist/src, proto/, bin/dmthin (also /usr/local/bin/dmthin), the addon and package.json -> $app"
 
 # Production modules: the lockfile's packages not marked dev-only that are
 # installed here (optional ones for other platforms are not).

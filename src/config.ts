@@ -7,7 +7,7 @@ import Ajv, { type JSONSchemaType } from 'ajv';
 import { parseOptions, splitOptionList } from './deviceset';
 import { parseSize } from './deviceset/options';
 import { DmthinError } from './errors';
-import type { LogLevel } from './log';
+import type { LogFormat, LogLevel } from './log';
 
 export type VolumeKind = 'auto' | 'thin' | 'plain';
 
@@ -22,6 +22,8 @@ export interface Settings {
   /** the plugin's own dm.* options; dockerd's --storage-opt come at GraphDriver.Init */
   storageOpts: string[];
   logLevel: LogLevel;
+  /** text lines, JSON lines, or auto: text on a terminal */
+  logFormat: LogFormat;
   /** what a volume created without options is: thin when a pool is there (auto), thin, or plain */
   volumeKind: VolumeKind;
   /** bytes: a thin volume's size when -o size is not given */
@@ -42,6 +44,7 @@ interface RawSettings {
   DMTHIN_SNAPSHOTTER_SOCKET: string;
   DMTHIN_STORAGE_OPTS: string;
   DMTHIN_LOG_LEVEL: LogLevel;
+  DMTHIN_LOG_FORMAT: LogFormat;
   DMTHIN_VOLUME_KIND: VolumeKind;
   DMTHIN_VOLUME_SIZE: string;
 }
@@ -58,10 +61,11 @@ const schema: JSONSchemaType<RawSettings> = {
     DMTHIN_SNAPSHOTTER_SOCKET: { type: 'string', pattern: '^(off|/[^\\u0000]*)$', maxLength: 107 },
     DMTHIN_STORAGE_OPTS: { type: 'string', maxLength: 65536 },
     DMTHIN_LOG_LEVEL: { type: 'string', enum: ['error', 'warn', 'info', 'debug'] },
+    DMTHIN_LOG_FORMAT: { type: 'string', enum: ['auto', 'text', 'json'] },
     DMTHIN_VOLUME_KIND: { type: 'string', enum: ['auto', 'thin', 'plain'] },
     DMTHIN_VOLUME_SIZE: { type: 'string', maxLength: 64 },
   },
-  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE'],
+  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_LOG_FORMAT', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE'],
   additionalProperties: false,
 };
 
@@ -75,6 +79,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     DMTHIN_SNAPSHOTTER_SOCKET: DEFAULT_SNAPSHOTTER_SOCKET,
     DMTHIN_STORAGE_OPTS: '',
     DMTHIN_LOG_LEVEL: 'info',
+    DMTHIN_LOG_FORMAT: 'auto',
     DMTHIN_VOLUME_KIND: 'auto',
     DMTHIN_VOLUME_SIZE: '10G',
   };
@@ -110,6 +115,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     snapshotterSocket: raw.DMTHIN_SNAPSHOTTER_SOCKET === OFF ? null : raw.DMTHIN_SNAPSHOTTER_SOCKET,
     storageOpts,
     logLevel: raw.DMTHIN_LOG_LEVEL,
+    logFormat: raw.DMTHIN_LOG_FORMAT,
     volumeKind: raw.DMTHIN_VOLUME_KIND,
     volumeSize,
   };

@@ -5,6 +5,7 @@
 // HTTP app on the plugin socket, and containerd's snapshots service on a
 // socket of its own over the same DeviceSet. SIGTERM or SIGINT: stop accepting,
 // let the requests in flight finish, then shut everything down cleanly.
+// `dmthin serve` (src/cli.ts) runs it; so does `node dist/src/main.js`.
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
@@ -51,7 +52,8 @@ async function startSnapshotter(settings: Settings, holder: DeviceSetHolder, log
   }
 }
 
-async function main(): Promise<number> {
+/** Runs the daemon until SIGTERM or SIGINT; resolves to the process's exit code. */
+export async function serve(): Promise<number> {
   let settings: Settings;
   try {
     settings = loadSettings();
@@ -59,7 +61,13 @@ async function main(): Promise<number> {
     process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
-  const log = createLogger(settings.logLevel);
+  const log = createLogger(settings.logLevel, settings.logFormat);
+  // Taken before anything starts: a stop asked for while starting up waits
+  // for the start to finish, then shuts down cleanly.
+  const stopAsked = new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err: String(err) }));
   dm.setLogger((lvl, message, code) => log.log(dmLevel(lvl), message, { source: 'libdevmapper', code }));
   await fsp.mkdir(settings.root, { recursive: true, mode: 0o711 });
@@ -93,10 +101,7 @@ async function main(): Promise<number> {
     snapshotterSocket: snapshots === null ? null : settings.snapshotterSocket,
   });
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  await stopAsked;
   log.info('shutting down: finishing requests in flight');
   await close(server);
   await snapshots?.close();
@@ -109,12 +114,17 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+/** Sets the exit code from serve(); a failure is one line on stderr, not a stack trace. */
+export function serveAsProcess(): Promise<void> {
+  return serve().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (require.main === module) void serveAsProcess();

@@ -1,29 +1,36 @@
 // Volume names, and the names derived from them on disk and in the pool.
 // A name becomes a directory under <root>/volumes, so anything that could
-// leave that directory or hide in it is refused before any use.
+// leave that directory or hide in it is refused before any use. New names
+// follow Docker's local driver (moby volume/local validateName): its rule
+// and its words, so a name refused by one is refused by the other alike.
 import { createHash } from 'node:crypto';
 import { DmthinError } from '../errors';
 import { VOLUME_DEVICE_PREFIX } from '../graphdriver/driver';
 
 export const MAX_NAME_LENGTH = 255;
-/** Docker's names.RestrictedNamePattern, one character allowed. */
-export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Docker's names.RestrictedNameChars, as its message quotes it. */
+export const NAME_CHARS = '[a-zA-Z0-9][a-zA-Z0-9_.-]';
+/** Docker's local-driver rule for a new volume: two characters at least. */
+export const NEW_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+/** A name already on disk may be one character (made before dmthin followed Docker's rule). */
+const EXISTING_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** Throws EINVALIDNAME, saying why, unless `name` is a plain volume name. */
-export function checkVolumeName(name: string): void {
-  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name);
-  let problem: string | null = null;
-  if (name === '') problem = 'is empty';
-  else if (name.length > MAX_NAME_LENGTH) problem = `is longer than ${MAX_NAME_LENGTH} characters`;
-  else if (name.includes('\u0000')) problem = 'contains a NUL character';
-  else if (name.includes('/')) problem = 'contains "/"';
-  else if (name.includes('..')) problem = 'contains ".."';
-  else if (!NAME_PATTERN.test(name)) problem = 'includes invalid characters';
-  if (problem !== null) {
-    throw new DmthinError(
-      'EINVALIDNAME',
-      `invalid volume name ${shown}: it ${problem}; a volume name is 1 to ${MAX_NAME_LENGTH} characters of [a-zA-Z0-9_.-], starting with a letter or digit`,
-    );
+function invalidName(name: string, message: string): DmthinError {
+  return new DmthinError('EINVALIDNAME', message.replace('%s', JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name)));
+}
+
+/**
+ * Throws EINVALIDNAME, saying why, unless `name` names a volume: for a new
+ * one (`creating`), Docker's local-driver rule; for one looked up, the same
+ * characters with one character allowed, so volumes made before still work.
+ */
+export function checkVolumeName(name: string, creating = false): void {
+  if (name === '') throw invalidName(name, 'invalid volume name %s: it is empty');
+  if (name.length > MAX_NAME_LENGTH) throw invalidName(name, `invalid volume name %s: it is longer than ${MAX_NAME_LENGTH} characters`);
+  if (name.includes('\u0000')) throw invalidName(name, 'invalid volume name %s: it contains a NUL character');
+  if (creating && name.length === 1) throw invalidName(name, 'volume name is too short, names should be at least two alphanumeric characters');
+  if (!(creating ? NEW_NAME_PATTERN : EXISTING_NAME_PATTERN).test(name)) {
+    throw invalidName(name, `%s includes invalid characters for a local volume name, only ${JSON.stringify(NAME_CHARS)} are allowed. If you intended to pass a host directory, use absolute path`);
   }
 }
 

@@ -168,7 +168,7 @@ export class VolumeStore implements VolumeDriverApi {
   // ---- VolumeDriver -------------------------------------------------------------------------------
 
   async create(name: string, opts: Readonly<Record<string, string>> | null): Promise<void> {
-    checkVolumeName(name);
+    checkVolumeName(name, true);
     const options = opts ?? {};
     const spec = parseVolumeOptions(options);
     const names = spec.kind === 'thin' && spec.from !== undefined ? [name, spec.from] : [name];

@@ -109,7 +109,8 @@ describe('dockerd 20.10 with dmthin volumes (host)', function () {
   it('refuses bad options and names with dmthin\'s message, and creates nothing', async () => {
     assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, '-o', 'bogus=1', 'bad1'), /invalid option: "bogus"/);
     assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, '-o', 'type=tmpfs', 'bad2'), /missing required option: "device"/);
-    assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, 'a..b'), /invalid volume name "a\.\.b": it contains "\.\."/);
+    assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, 'x y'), /"x y" includes invalid characters for a local volume name, only "\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]" are allowed/);
+    assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, 'z'), /volume name is too short, names should be at least two alphanumeric characters/);
     if (!kernelHasDeviceMapper()) {
       assert.match(await dockerd.dockerFails('volume', 'create', '-d', driver, '-o', 'size=1G', 'bad3'), /thin volumes are unavailable: device-mapper is not available in this kernel/);
     }

@@ -1,10 +1,10 @@
-// dmthin as `npm start` runs it (dist/src/main.js), for tests and
+// dmthin as `npm start` runs it (dist/src/cli.js serve), for tests and
 // benchmarks that kill it, restart it, or put dockerd in front of it.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { startLogged, type Exit, type Started } from './processes';
 
-export const MAIN = path.join(__dirname, '..', '..', 'src', 'main.js');
+export const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
 /** Where dockerd looks for a legacy plugin named dmthin. */
 export const PLUGIN_SOCKET = '/run/docker/plugins/dmthin.sock';
 /** What dmthin logs once its socket listens. */
@@ -18,7 +18,7 @@ export type PluginProcess = Started;
  * unless env gives it a socket: tests run several dmthin at once.
  */
 export function startPlugin(env: NodeJS.ProcessEnv, logFile?: string): PluginProcess {
-  return startLogged(process.execPath, [MAIN], logFile, { DMTHIN_SNAPSHOTTER_SOCKET: 'off', ...process.env, ...env });
+  return startLogged(process.execPath, [CLI, 'serve'], logFile, { DMTHIN_SNAPSHOTTER_SOCKET: 'off', ...process.env, ...env });
 }
 
 /** The plugin on PLUGIN_SOCKET with one state directory, started and stopped as often as a test needs. */

@@ -24,6 +24,7 @@ describe('settings (DMTHIN_*)', () => {
       snapshotterSocket: '/run/dmthin/snapshotter.sock',
       storageOpts: [],
       logLevel: 'info',
+      logFormat: 'auto',
       volumeKind: 'auto',
       volumeSize: 10 * GiB,
     });
@@ -57,6 +58,7 @@ describe('settings (DMTHIN_*)', () => {
     rejects({ DMTHIN_SOCKET: `/run/${'s'.repeat(120)}.sock` }, /^DMTHIN_SOCKET .* must NOT have more than 107 characters/);
     rejects({ DMTHIN_SNAPSHOTTER_SOCKET: 'run/snap.sock' }, /^DMTHIN_SNAPSHOTTER_SOCKET "run\/snap.sock" must match pattern/);
     rejects({ DMTHIN_LOG_LEVEL: 'loud' }, /^DMTHIN_LOG_LEVEL "loud" must be one of error, warn, info, debug$/);
+    rejects({ DMTHIN_LOG_FORMAT: 'xml' }, /^DMTHIN_LOG_FORMAT "xml" must be one of auto, text, json$/);
     rejects({ DMTHIN_VOLUME_KIND: 'lvm' }, /^DMTHIN_VOLUME_KIND "lvm" must be one of auto, thin, plain$/);
     rejects({ DMTHIN_VOLUME_SIZE: 'big' }, /^DMTHIN_VOLUME_SIZE: invalid size "big"/);
     rejects({ DMTHIN_STORAGE_OPTS: 'dm.basesize=10G dm.nosuch=1' }, /^DMTHIN_STORAGE_OPTS: unknown storage option dm\.nosuch$/);

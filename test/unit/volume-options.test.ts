@@ -11,26 +11,42 @@ import { fs } from '../../src/devmapper';
 const MiB = 1024 * 1024;
 
 describe('volume names', () => {
-  it('takes names as Docker does, one character included', () => {
-    for (const name of ['a', 'vol1', 'my_vol.2-x', 'A'.repeat(255), '0'.repeat(64)]) checkVolumeName(name);
+  it('takes new names as Docker\'s local driver does: two characters at least', () => {
+    for (const name of ['ab', 'vol1', 'my_vol.2-x', 'a..b', 'A'.repeat(255), '0'.repeat(64)]) checkVolumeName(name, true);
+  });
+
+  it('refuses a one-letter new name with Docker\'s words, and still finds a one-letter volume made before', () => {
+    assert.throws(
+      () => checkVolumeName('a', true),
+      (err: Error & { code?: string }) => err.code === 'EINVALIDNAME' && err.message === 'volume name is too short, names should be at least two alphanumeric characters',
+    );
+    checkVolumeName('a');
+  });
+
+  it('refuses bad characters with Docker\'s message, word for word', () => {
+    assert.throws(
+      () => checkVolumeName('hello world', true),
+      (err: Error) => err.message === '"hello world" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path',
+    );
   });
 
   const hostile: Array<[string, RegExp]> = [
-    ['', /is empty/],
-    ['a/b', /contains "\/"/],
-    ['/etc', /contains "\/"/],
-    ['..', /contains "\.\."/],
-    ['a..b', /contains "\.\."/],
+    ['', /invalid volume name "": it is empty/],
+    ['a/b', /includes invalid characters/],
+    ['/etc', /includes invalid characters/],
+    ['..', /includes invalid characters/],
     ['a\u0000b', /NUL/],
     ['x'.repeat(256), /longer than 255/],
-    ['.hidden', /invalid characters/],
-    ['-dash', /invalid characters/],
-    ['sp ace', /invalid characters/],
-    ['ünï', /invalid characters/],
+    ['.hidden', /includes invalid characters/],
+    ['-dash', /includes invalid characters/],
+    ['sp ace', /includes invalid characters/],
+    ['ünï', /includes invalid characters/],
   ];
   for (const [name, why] of hostile) {
-    it(`refuses ${JSON.stringify(name.slice(0, 20))}`, () => {
-      assert.throws(() => checkVolumeName(name), (err: Error & { code?: string }) => err.code === 'EINVALIDNAME' && why.test(err.message) && /invalid volume name/.test(err.message));
+    it(`refuses ${JSON.stringify(name.slice(0, 20))}, new or looked up`, () => {
+      for (const creating of [true, false]) {
+        assert.throws(() => checkVolumeName(name, creating), (err: Error & { code?: string }) => err.code === 'EINVALIDNAME' && why.test(err.message));
+      }
     });
   }
 
@@ -87,7 +103,7 @@ describe('volume options', () => {
     [{ size: '99999999999P' }, /too large/],
     [{ size: '100M', fs: 'xfs' }, /too small for xfs, which needs at least 300M/],
     [{ size: '1G', fs: 'btrfs' }, /unsupported filesystem fs=btrfs: thin volumes take ext4 or xfs/],
-    [{ from: '../etc' }, /from: invalid volume name/],
+    [{ from: '../etc' }, /from: "\.\.\/etc" includes invalid characters/],
     [{ from: 'src', fs: 'xfs' }, /fs cannot be given with from/],
   ];
   for (const [opts, why] of refused) {

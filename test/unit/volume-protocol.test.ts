@@ -143,9 +143,9 @@ describe('VolumeDriver protocol', () => {
     for (const Name of ['', '../x', 'a/b', '..', 'a\u0000', 'x'.repeat(256), '-a']) {
       const res = await call('VolumeDriver.Create', { Name, Opts: null });
       assert.equal(res.status, 200);
-      assert.match(String((res.body as { Err?: string }).Err), /^invalid volume name/);
+      assert.match(String((res.body as { Err?: string }).Err), /^invalid volume name|includes invalid characters for a local volume name/);
       const got = await call('VolumeDriver.Get', { Name });
-      assert.match(String((got.body as { Err?: string }).Err), /^invalid volume name/);
+      assert.match(String((got.body as { Err?: string }).Err), /^invalid volume name|includes invalid characters for a local volume name/);
     }
     assert.deepEqual((await call('VolumeDriver.Create', { Name: 'a', Opts: { size: 'boom' } })).body, { Err: 'size: invalid size "boom"' });
     assert.deepEqual((await call('VolumeDriver.Mount', { Name: 'zz', ID: 'i' })).body, { Err: 'no such volume: zz' });

@@ -71,7 +71,7 @@ describe('the managed plugin: build, registry, install, dockerd on it (VM)', fun
     for (const entry of await fsp.readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       const cmdline = await fsp.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-      if (!cmdline.includes('/opt/dmthin/dist/src/main.js')) continue;
+      if (!cmdline.includes('/opt/dmthin/dist/src/cli.js')) continue;
       const mounts = await fsp.readFile(`/proc/${entry}/mountinfo`, 'utf8').catch(() => '');
       const root = mounts.split('\n').map((line) => line.split(' ')).find((fields) => fields[4] === '/');
       if (root?.[3]?.endsWith(`/plugins/${Id}/rootfs`)) return Number(entry);

@@ -1,0 +1,130 @@
+// The dmthin command as a user meets it: --help and --version answer
+// without loading the native addon or starting anything, exit codes a
+// script can test, and the daemon's log lines on the right streams.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EXIT } from '../../src/cli/exit';
+import { resolvedFormat } from '../../src/log';
+import { startLogged } from '../support/processes';
+
+const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
+const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'dmthin');
+const VERSION = (JSON.parse(require('node:fs').readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+describe('the dmthin command', () => {
+  let dir = '';
+  /** A preload that reports, at exit, every module of dmthin's that touches the kernel. */
+  let probe = '';
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'dmthin-cli-'));
+    probe = path.join(dir, 'probe.js');
+    await fsp.writeFile(
+      probe,
+      `process.on('exit', () => {
+        const loaded = Object.keys(require.cache).filter((f) => /native[\\\\/]binding\\.js$|dmthin\\.node$|[\\\\/]main\\.js$/.test(f));
+        process.stderr.write('LOADED ' + JSON.stringify(loaded) + '\\n');
+      });`,
+    );
+  });
+  after(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `dmthin ARGS` with the probe; what it printed and which kernel-facing modules it loaded. */
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string; loaded: string[] } => {
+    const result = spawnSync(process.execPath, ['--require', probe, CLI, ...args], {
+      env: { ...process.env, DMTHIN_SOCKET: path.join(dir, 'none.sock'), DMTHIN_ROOT: path.join(dir, 'none'), ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const line = /^LOADED (.*)$/m.exec(result.stderr);
+    return {
+      status: result.status,
+      stdout: result.stdout,
+      stderr: result.stderr.replace(/^LOADED .*\n/m, ''),
+      loaded: line?.[1] === undefined ? ['(no probe line)'] : (JSON.parse(line[1]) as string[]),
+    };
+  };
+
+  it('prints --help and --version and exits 0, without the native addon and without starting the daemon', () => {
+    const help = run(['--help']);
+    assert.equal(help.status, EXIT.OK, help.stderr);
+    assert.match(help.stdout, /^Usage: dmthin \[options\] \[command\]/);
+    assert.match(help.stdout, /serve\s+run the plugin daemon/);
+    assert.match(help.stdout, /Exit codes: 0 /);
+    assert.deepEqual(help.loaded, []);
+    const version = run(['--version']);
+    assert.equal(version.status, EXIT.OK);
+    assert.equal(version.stdout, `${VERSION}\n`);
+    assert.deepEqual(version.loaded, []);
+    const serveHelp = run(['serve', '--help']);
+    assert.equal(serveHelp.status, EXIT.OK);
+    assert.match(serveHelp.stdout, /^Usage: dmthin serve/);
+    assert.deepEqual(serveHelp.loaded, []);
+    assert.equal(run(['help', 'serve']).stdout, serveHelp.stdout);
+  });
+
+  it('runs as bin/dmthin, the package\'s bin, from any directory', () => {
+    const result = spawnSync(BIN, ['--version'], { cwd: '/', encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, EXIT.OK, result.stderr);
+    assert.equal(result.stdout, `${VERSION}\n`);
+  });
+
+  it('exits 2 on bad usage, saying what was wrong on stderr, and starts nothing', () => {
+    for (const [args, said] of [
+      [['bogus'], /unknown command 'bogus'/],
+      [['--bogus'], /unknown option '--bogus'/],
+      [['serve', 'extra'], /too many arguments for 'serve'/],
+    ] as Array<[string[], RegExp]>) {
+      const result = run(args);
+      assert.equal(result.status, EXIT.USAGE, args.join(' '));
+      assert.match(result.stderr, said);
+      assert.equal(result.stdout, '');
+      assert.deepEqual(result.loaded, []);
+    }
+    const badSetting = run(['serve'], { DMTHIN_LOG_FORMAT: 'xml' });
+    assert.equal(badSetting.status, 2);
+    assert.match(badSetting.stderr, /^dmthin: DMTHIN_LOG_FORMAT "xml" must be one of auto, text, json/);
+  });
+
+  it('writes text lines on a terminal and JSON lines otherwise', () => {
+    assert.equal(resolvedFormat('auto', true), 'text');
+    assert.equal(resolvedFormat('auto', false), 'json');
+    assert.equal(resolvedFormat('json', true), 'json');
+    assert.equal(resolvedFormat('text', false), 'text');
+  });
+
+  for (const format of ['json', 'text'] as const) {
+    it(`serves with no subcommand, logs ${format} lines, errors on stderr only, and stops on SIGTERM with exit 0`, async () => {
+      const root = path.join(dir, `root-${format}`);
+      await fsp.mkdir(root, { recursive: true });
+      // An unreadable last Init is logged as an error, and the daemon goes on.
+      await fsp.writeFile(path.join(root, 'graphdriver.json'), '{not json');
+      const stdoutFile = path.join(dir, `stdout-${format}`);
+      const env = { ...process.env, DMTHIN_ROOT: root, DMTHIN_SOCKET: path.join(dir, `${format}.sock`), DMTHIN_LOG_FORMAT: format, DMTHIN_LOG_LEVEL: 'info' };
+      const started = startLogged('/bin/sh', ['-c', `exec "$0" "$1" 2>"$2"`, process.execPath, CLI, stdoutFile.replace('stdout', 'stderr')], undefined, env);
+      await started.waitFor('dmthin listening');
+      const exit = await started.stop();
+      assert.equal(exit.code, 0, `${JSON.stringify(exit)} ${started.output()}`);
+      const stdout = started.output();
+      const stderr = await fsp.readFile(stdoutFile.replace('stdout', 'stderr'), 'utf8');
+      const outLines = stdout.trim().split('\n');
+      const errLines = stderr.trim().split('\n');
+      assert.equal(errLines.length, 1, stderr);
+      assert.ok(outLines.some((l) => l.includes('stopped')), 'a last line says it stopped');
+      if (format === 'json') {
+        for (const line of [...outLines, ...errLines]) JSON.parse(line);
+        assert.equal((JSON.parse(errLines[0] ?? '') as { level: string }).level, 'error');
+        assert.ok(outLines.every((l) => (JSON.parse(l) as { level: string }).level !== 'error'));
+      } else {
+        const shape = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|WARN |INFO |DEBUG) \S/;
+        for (const line of [...outLines, ...errLines]) assert.match(line, shape);
+        assert.match(errLines[0] ?? '', /^\S+ ERROR cannot read the last GraphDriver\.Init err=/);
+        assert.match(stdout, / INFO  dmthin listening socket=\S+dmthin-cli-\S+text\.sock /);
+      }
+    });
+  }
+});
