@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { GraphDriverApi } from '../src/graphdriver/types';
-import { createLogger } from '../src/log';
+import { createLogger } from '../src/shared/log';
 import { createApp } from '../src/server/app';
 import type { VolumeDriverApi } from '../src/volume/types';
 import { median, table } from './timing';

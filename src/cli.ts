@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { EXIT } from './cli/exit';
+import { EXIT, exitCodeFor } from './cli/exit';
+import { errorText } from './shared/errors';
 
 function packageVersion(): string {
   try {
@@ -54,8 +55,8 @@ export async function runCli(argv: readonly string[]): Promise<number | undefine
     return undefined;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-    process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
-    return EXIT.PROBLEM;
+    process.stderr.write(`dmthin: ${errorText(err)}\n`);
+    return exitCodeFor(err);
   }
 }
 

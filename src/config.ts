@@ -6,8 +6,8 @@ import path from 'node:path';
 import Ajv, { type JSONSchemaType } from 'ajv';
 import { parseOptions, splitOptionList } from './deviceset';
 import { parseSize } from './deviceset/options';
-import { DmthinError } from './errors';
-import type { LogFormat, LogLevel } from './log';
+import { DmthinError } from './shared/errors';
+import type { LogFormat, LogLevel } from './shared/log';
 
 export type VolumeKind = 'auto' | 'thin' | 'plain';
 

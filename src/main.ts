@@ -9,12 +9,14 @@
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import { exitCodeFor } from './cli/exit';
 import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
 import { DeviceSetHolder } from './deviceset';
 import { DeviceSetDriver, VOLUME_DEVICE_PREFIX } from './graphdriver/driver';
 import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
-import { createLogger, dmLevel, type Logger } from './log';
+import { errorText } from './shared/errors';
+import { createLogger, dmLevel, type Logger } from './shared/log';
 import { createApp } from './server/app';
 import { listenOnSocket } from './server/listen';
 import { listenSnapshotter, type SnapshotServer } from './snapshotter/server';
@@ -58,8 +60,8 @@ export async function serve(): Promise<number> {
   try {
     settings = loadSettings();
   } catch (err) {
-    process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 2;
+    process.stderr.write(`dmthin: ${errorText(err)}\n`);
+    return exitCodeFor(err);
   }
   const log = createLogger(settings.logLevel, settings.logFormat);
   // Taken before anything starts: a stop asked for while starting up waits
@@ -121,8 +123,8 @@ export function serveAsProcess(): Promise<void> {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`dmthin: ${err instanceof Error ? err.message : String(err)}\n`);
-      process.exitCode = 1;
+      process.stderr.write(`dmthin: ${errorText(err)}\n`);
+      process.exitCode = exitCodeFor(err);
     },
   );
 }

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fs as kfs } from '../devmapper';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import { hasTool, runTool } from './run';
 
 export type FsType = 'ext4' | 'xfs';

@@ -5,8 +5,8 @@
 // it when they change the effective options.
 import { isDeepStrictEqual } from 'node:util';
 import { dm } from '../devmapper';
-import { DmthinError } from '../errors';
-import type { Logger } from '../log';
+import { DmthinError } from '../shared/errors';
+import type { Logger } from '../shared/log';
 import { DeviceSet } from './deviceset';
 import { storageOptions, type DeviceSetOptions } from './options';
 

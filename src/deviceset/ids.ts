@@ -1,6 +1,6 @@
 // Thin device ids: 24 bits, lowest free first, so freed ids are reused
 // and the id space never runs out by drifting upwards.
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import { MAX_THIN_ID } from '../devmapper/thin';
 
 export class IdAllocator {

@@ -6,9 +6,9 @@
 // Every write is atomic (see atomic.ts).
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import { MAX_THIN_ID } from '../devmapper/thin';
-import { readJsonFile, removeFileDurably, writeFileAtomic } from '../atomic-file';
+import { readJsonFile, removeFileDurably, writeFileAtomic } from '../shared/atomic-file';
 import type { FsType } from './filesystem';
 
 export const BASE_HASH = '';

@@ -3,7 +3,7 @@
 // Docker's driver keeps working unchanged. Where Docker let a bad value
 // through to the kernel or to mkfs, dmthin refuses it here instead, with a
 // message that names the option and the value.
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 
 export interface DeviceSetOptions {
   /** bytes (dm.basesize) */

@@ -5,8 +5,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { blockdev, dm, loop, thin } from '../devmapper';
 import type { ThinPoolStatus } from '../devmapper/thin';
-import { DmthinError, isErrno } from '../errors';
-import type { Logger } from '../log';
+import { DmthinError, isErrno } from '../shared/errors';
+import type { Logger } from '../shared/log';
 import type { DeviceSetOptions } from './options';
 import { runTool } from './run';
 

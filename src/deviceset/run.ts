@@ -1,6 +1,6 @@
 // The external tools the DeviceSet calls: mkfs, blkid, resize2fs, xfs_growfs.
 import { execFile } from 'node:child_process';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 
 /** Runs a command; resolves to its stdout, rejects with its stderr in an EEXEC error. */
 export function runTool(command: string, args: readonly string[]): Promise<string> {

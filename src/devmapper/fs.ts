@@ -3,7 +3,10 @@ import { binding, type FsConstants, type Statfs } from '../native/binding';
 
 export type { FsConstants, Statfs };
 
-export const constants: FsConstants = binding.fs.constants;
+/** MS_*, MNT_* and S_IF* as the addon was built with them; read from the addon at first use, not at import. */
+export const constants: FsConstants = new Proxy({} as FsConstants, {
+  get: (_target, key: string) => binding.fs.constants[key as keyof FsConstants],
+});
 
 /** `mount [-t FSTYPE] [-o DATA] SOURCE TARGET`, with MS_* flags. */
 export function mount(source: string | null, target: string, fstype: string | null, flags = 0, data: string | null = null): Promise<void> {

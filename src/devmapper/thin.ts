@@ -1,7 +1,7 @@
 // The thin-pool and thin targets: their tables, the messages a pool takes,
 // and their status lines parsed into numbers. See the kernel's
 // Documentation/admin-guide/device-mapper/thin-provisioning.rst.
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import * as dm from './dm';
 import type { DmTarget } from './dm';
 

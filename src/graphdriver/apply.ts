@@ -3,7 +3,7 @@
 // TarReader, as the bytes arrive: each input chunk is parsed and applied
 // synchronously, then the event loop has its turn. Never holds the tar.
 import type { Readable } from 'node:stream';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import { LayerApplier } from './layer-applier';
 import { TarReader } from './tar/reader';
 

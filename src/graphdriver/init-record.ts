@@ -2,8 +2,8 @@
 // Init once per daemon start, so a plugin restarted under a running
 // dockerd must remember its Home and --storage-opt to go on serving it.
 import path from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../atomic-file';
-import { DmthinError } from '../errors';
+import { readJsonFile, writeFileAtomic } from '../shared/atomic-file';
+import { DmthinError } from '../shared/errors';
 
 export interface InitRecord {
   home: string;

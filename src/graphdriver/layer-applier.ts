@@ -9,7 +9,7 @@
 import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs } from '../devmapper';
-import { DmthinError, isErrno } from '../errors';
+import { DmthinError, isErrno } from '../shared/errors';
 import { binaryPath, entryParts, fsPath, resolveInRoot } from './paths';
 import { TYPE_BLOCK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_LINK, TYPE_REG, TYPE_SYMLINK, type TarHeader, type TarTime } from './tar/reader';
 import { printableName } from './tar/tar-error';

@@ -12,7 +12,7 @@
 // is dockerd's behaviour exactly, and it cannot reach outside the layer,
 // so there is no reason to refuse such names.
 import { lstatSync, readlinkSync } from 'node:fs';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 
 const MAX_LINKS = 255;
 

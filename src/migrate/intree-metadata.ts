@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv, { type JSONSchemaType, type ValidateFunction } from 'ajv';
 import { MAX_THIN_ID } from '../devmapper/thin';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 
 export const SET_FILE = 'deviceset-metadata';
 export const TRANSACTION_FILE = 'transaction-metadata';

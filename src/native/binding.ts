@@ -1,6 +1,6 @@
 // The native addon (native/*.cc, built by node-gyp) and its typed surface.
 // Every function that touches the kernel returns a Promise and rejects with
-// a SystemError (see src/errors.ts); argument mistakes throw a TypeError
+// a SystemError (see src/shared/errors.ts); argument mistakes throw a TypeError
 // synchronously, before anything is done.
 import path from 'node:path';
 
@@ -214,18 +214,45 @@ export interface Binding {
   scan: ScanBinding;
 }
 
-function load(): Binding {
-  const file = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'dmthin.node');
+/** Where node-gyp puts the addon, from dist/src/native/. */
+const ADDON_FILE = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'dmthin.node');
+
+let loaded: Binding | null = null;
+
+/**
+ * The addon, loaded at its first use rather than at import: option
+ * parsing, --help and pure unit tests run without it. Loading fails with
+ * a message that says how to build it.
+ */
+export function loadBinding(): Binding {
+  if (loaded !== null) return loaded;
   try {
-    return require(file) as Binding;
+    loaded = require(ADDON_FILE) as Binding;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
-      `dmthin: cannot load the native addon ${file} (${reason}); ` +
+      `dmthin: cannot load the native addon ${ADDON_FILE} (${reason}); ` +
         'build it with `npm run build` (needs libdevmapper-dev, python3, make and g++)',
     );
   }
+  return loaded;
 }
 
-/** The loaded addon; loading fails with a message that says how to build it. */
-export const binding: Binding = load();
+/** The addon's parts, each loading the addon when first reached. */
+export const binding: Binding = {
+  get dm() {
+    return loadBinding().dm;
+  },
+  get loop() {
+    return loadBinding().loop;
+  },
+  get blockdev() {
+    return loadBinding().blockdev;
+  },
+  get fs() {
+    return loadBinding().fs;
+  },
+  get scan() {
+    return loadBinding().scan;
+  },
+};

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { GraphDriverApi } from '../graphdriver/types';
-import type { Logger } from '../log';
+import type { Logger } from '../shared/log';
 import type { VolumeDriverApi } from '../volume/types';
 import { addVolumeRoutes, type JsonRoute } from './volume-routes';
 import { schemaError, validateInit, validateLayer, type LayerBody } from './schemas';

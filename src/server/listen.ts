@@ -3,7 +3,7 @@ import fs, { promises as fsp } from 'node:fs';
 import http, { type RequestListener, type Server } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { DmthinError, isErrno } from '../errors';
+import { DmthinError, isErrno } from '../shared/errors';
 
 /** Whether something answers on the socket: a live socket belongs to another process. */
 function socketInUse(socketPath: string): Promise<boolean> {

@@ -5,7 +5,7 @@
 //   value     := quoted | [^\s,]+               quoted: Go string syntax ("..." or `...`)
 // Separate filter strings are ORed. The fields of a snapshot are name,
 // parent, kind (active|view|committed) and labels.<key>.
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 
 type Operator = 'present' | '==' | '!=' | '~=';
 

@@ -8,8 +8,8 @@
 // `ready`, and `removing` (written before its device is deleted).
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { removeFileDurably, writeFileAtomic } from '../atomic-file';
-import { DmthinError } from '../errors';
+import { removeFileDurably, writeFileAtomic } from '../shared/atomic-file';
+import { DmthinError } from '../shared/errors';
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 export type RecordState = 'preparing' | 'ready' | 'removing';

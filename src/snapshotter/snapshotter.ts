@@ -11,10 +11,10 @@
 // time; reads (Stat, List, Mounts, Usage) do not wait for them.
 import path from 'node:path';
 import type { DeviceSet, DeviceSetHolder } from '../deviceset';
-import { failpoint } from '../deviceset/failpoint';
-import { DmthinError } from '../errors';
-import { Mutex } from '../deviceset/lock';
-import type { Logger } from '../log';
+import { failpoint } from '../shared/failpoint';
+import { DmthinError } from '../shared/errors';
+import { Mutex } from '../shared/lock';
+import type { Logger } from '../shared/log';
 import { nowNanos } from './clock';
 import { deviceHash, idOfDeviceHash, RecordStore, SNAPSHOT_DEVICE_PREFIX, type SnapshotKind, type SnapshotRecord } from './records';
 import { parseFilters } from './filters';

@@ -4,7 +4,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs, mountinfo } from '../devmapper';
-import { DmthinError, isErrno } from '../errors';
+import { DmthinError, isErrno } from '../shared/errors';
 import { maskSecrets, plainMountArguments, type PlainSpec } from './options';
 
 /** Mounts at `dir` or below it (includeSelf false: strictly below), deepest first. */

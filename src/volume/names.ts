@@ -4,7 +4,7 @@
 // follow Docker's local driver (moby volume/local validateName): its rule
 // and its words, so a name refused by one is refused by the other alike.
 import { createHash } from 'node:crypto';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import { VOLUME_DEVICE_PREFIX } from '../graphdriver/driver';
 
 export const MAX_NAME_LENGTH = 255;

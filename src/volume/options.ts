@@ -6,7 +6,7 @@
 import { mountFlagsAndData, type FsType } from '../deviceset/filesystem';
 import { parseSize } from '../deviceset/options';
 import { fs as kfs } from '../devmapper';
-import { DmthinError } from '../errors';
+import { DmthinError } from '../shared/errors';
 import { checkVolumeName } from './names';
 
 /** A plain volume: a directory, or whatever type/device/o mount over it. */

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import Ajv, { type JSONSchemaType } from 'ajv';
-import { writeFileAtomic } from '../atomic-file';
+import { writeFileAtomic } from '../shared/atomic-file';
 import type { FsType } from '../deviceset/filesystem';
 import { parseVolumeOptions, type PlainSpec, type ThinSpec } from './options';
 

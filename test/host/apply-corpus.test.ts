@@ -10,7 +10,7 @@ import { promises as fsp, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fs as kfs } from '../../src/devmapper';
-import { DmthinError } from '../../src/errors';
+import { DmthinError } from '../../src/shared/errors';
 import { applyTar } from '../../src/graphdriver/apply';
 import { requireRoot } from '../support/env';
 import { tarCorpus } from '../support/tar-corpus';

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EXIT } from '../../src/cli/exit';
-import { resolvedFormat } from '../../src/log';
+import { resolvedFormat } from '../../src/shared/log';
 import { startLogged } from '../support/processes';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');

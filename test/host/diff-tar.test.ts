@@ -14,7 +14,7 @@ import { fs as kfs } from '../../src/devmapper';
 import { rawChanges } from '../../src/graphdriver/changes';
 import { exportRawChanges } from '../../src/graphdriver/diff';
 import type { GraphDriverApi } from '../../src/graphdriver/types';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/shared/log';
 import { createApp } from '../../src/server/app';
 import type { VolumeDriverApi } from '../../src/volume/types';
 import { requireRoot, skipBecause } from '../support/env';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { DeviceSetHolder } from '../../src/deviceset';
 import { DeviceSetDriver } from '../../src/graphdriver/driver';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/shared/log';
 import { createApp } from '../../src/server/app';
 import type { VolumeDriverApi } from '../../src/volume/types';
 import { notUsed } from '../support/not-used';

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import { createApp } from '../../src/server/app';
 import { listenOnSocket } from '../../src/server/listen';
 import type { GraphDriverApi } from '../../src/graphdriver/types';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/shared/log';
 import { notUsed } from '../support/not-used';
 import { postUnix } from '../support/unix-http';
 import type { VolumeDriverApi } from '../../src/volume/types';

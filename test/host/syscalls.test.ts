@@ -5,7 +5,7 @@ import { promises as fsp, constants as fsc } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { blockdev, fs, loop } from '../../src/devmapper';
-import { isErrno } from '../../src/errors';
+import { isErrno } from '../../src/shared/errors';
 import { requireRoot } from '../support/env';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import request from 'supertest';
 import { DeviceSetHolder } from '../../src/deviceset';
 import type { GraphDriverApi } from '../../src/graphdriver/types';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/shared/log';
 import { createApp } from '../../src/server/app';
 import { mountpointsUnder, unmountAll } from '../../src/volume/mounts';
 import { volumeDeviceHash } from '../../src/volume/names';

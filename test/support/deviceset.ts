@@ -2,7 +2,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DeviceSet, parseOptions } from '../../src/deviceset';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/shared/log';
 import { scratchDir } from './env';
 
 /** Small sizes so a test pool is quick to make: 4G data, 128M metadata, 512M base (xfs needs 300M). */

@@ -4,7 +4,7 @@
 import { lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { DmthinError } from '../../src/errors';
+import { DmthinError } from '../../src/shared/errors';
 import { applyTar } from '../../src/graphdriver/apply';
 import type { FuzzCase } from './tar-fuzz';
 import { treeState } from './tree-state';

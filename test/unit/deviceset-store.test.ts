@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IdAllocator } from '../../src/deviceset/ids';
-import { KeyedMutex, Mutex } from '../../src/deviceset/lock';
+import { KeyedMutex, Mutex } from '../../src/shared/lock';
 import { MetadataStore, checkHash } from '../../src/deviceset/metadata';
 
 describe('DeviceSet building blocks', () => {

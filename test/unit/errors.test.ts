@@ -2,7 +2,7 @@
 // errno, syscall and the path they concern, in a message that says all four.
 import assert from 'node:assert/strict';
 import { binding } from '../../src/native/binding';
-import { isErrno, isSystemError } from '../../src/errors';
+import { isErrno, isSystemError } from '../../src/shared/errors';
 import { kernelHasDeviceMapper, skipBecause } from '../support/env';
 
 describe('native errors', () => {

@@ -3,7 +3,7 @@
 // that name the entry. (test/host/tar-go-differential.test.ts compares it
 // with Go's archive/tar over the whole corpus.)
 import assert from 'node:assert/strict';
-import { DmthinError } from '../../src/errors';
+import { DmthinError } from '../../src/shared/errors';
 import { TarError, TarReader, type TarEvent, type TarHeader } from '../../src/graphdriver/tar/reader';
 import { seededBytes, tarCorpus } from '../support/tar-corpus';
 import { endMarker, entry, headerBlock, paxEntry, tarOf } from '../support/tar-blocks';

@@ -7,8 +7,8 @@ import request from 'supertest';
 import { createApp } from '../../src/server/app';
 import type { GraphDriverApi } from '../../src/graphdriver/types';
 import type { VolumeDriverApi, VolumeInfo, VolumeListEntry } from '../../src/volume/types';
-import { DmthinError } from '../../src/errors';
-import { createLogger } from '../../src/log';
+import { DmthinError } from '../../src/shared/errors';
+import { createLogger } from '../../src/shared/log';
 import { checkVolumeName } from '../../src/volume/names';
 import { notUsed } from '../support/not-used';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { blockdev, dm, fs, thin } from '../../src/devmapper';
-import { isErrno, isSystemError } from '../../src/errors';
+import { isErrno, isSystemError } from '../../src/shared/errors';
 import { run } from '../support/exec';
 import { requireRoot, requireVm } from '../support/env';
 import { TestPool } from '../support/pool';

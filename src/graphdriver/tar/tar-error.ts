@@ -1,6 +1,6 @@
 // The one error the tar reader throws: where Go's archive/tar would fail,
 // with the category of Go's error so tests can compare the two readers.
-import { DmthinError } from '../../errors';
+import { DmthinError } from '../../shared/errors';
 
 /**
  * Go's error, as a category: tar.ErrHeader, io.ErrUnexpectedEOF,
