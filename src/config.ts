@@ -19,6 +19,8 @@ export interface Settings {
   socket: string;
   /** containerd's snapshots gRPC service (a proxy snapshotter); null: not served */
   snapshotterSocket: string | null;
+  /** which of the plugin socket's drivers are served; neither: the plugin socket is not served */
+  drivers: DriverSwitches;
   /** the plugin's own dm.* options; dockerd's --storage-opt come at GraphDriver.Init */
   storageOpts: string[];
   logLevel: LogLevel;
@@ -28,6 +30,11 @@ export interface Settings {
   volumeKind: VolumeKind;
   /** bytes: a thin volume's size when -o size is not given */
   volumeSize: number;
+}
+
+export interface DriverSwitches {
+  graph: boolean;
+  volume: boolean;
 }
 
 export const DEFAULT_ROOT = '/var/lib/dmthin';
@@ -47,6 +54,8 @@ interface RawSettings {
   DMTHIN_LOG_FORMAT: LogFormat;
   DMTHIN_VOLUME_KIND: VolumeKind;
   DMTHIN_VOLUME_SIZE: string;
+  DMTHIN_GRAPHDRIVER: 'on' | 'off';
+  DMTHIN_VOLUMEDRIVER: 'on' | 'off';
 }
 
 // An absolute path without NUL; unix sockets take at most 107 bytes.
@@ -64,8 +73,10 @@ const schema: JSONSchemaType<RawSettings> = {
     DMTHIN_LOG_FORMAT: { type: 'string', enum: ['auto', 'text', 'json'] },
     DMTHIN_VOLUME_KIND: { type: 'string', enum: ['auto', 'thin', 'plain'] },
     DMTHIN_VOLUME_SIZE: { type: 'string', maxLength: 64 },
+    DMTHIN_GRAPHDRIVER: { type: 'string', enum: ['on', 'off'] },
+    DMTHIN_VOLUMEDRIVER: { type: 'string', enum: ['on', 'off'] },
   },
-  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_LOG_FORMAT', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE'],
+  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_LOG_FORMAT', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE', 'DMTHIN_GRAPHDRIVER', 'DMTHIN_VOLUMEDRIVER'],
   additionalProperties: false,
 };
 
@@ -82,6 +93,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     DMTHIN_LOG_FORMAT: 'auto',
     DMTHIN_VOLUME_KIND: 'auto',
     DMTHIN_VOLUME_SIZE: '10G',
+    DMTHIN_GRAPHDRIVER: 'on',
+    DMTHIN_VOLUMEDRIVER: 'on',
   };
   for (const key of Object.keys(schema.properties)) {
     const value = env[key];
@@ -107,12 +120,17 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   } catch (err) {
     throw new DmthinError('ECONFIG', `DMTHIN_VOLUME_SIZE: ${(err as Error).message}`, { cause: err });
   }
+  const drivers = { graph: raw.DMTHIN_GRAPHDRIVER === 'on', volume: raw.DMTHIN_VOLUMEDRIVER === 'on' };
+  if (!drivers.graph && !drivers.volume && raw.DMTHIN_SNAPSHOTTER_SOCKET === OFF) {
+    throw new DmthinError('ECONFIG', 'DMTHIN_GRAPHDRIVER, DMTHIN_VOLUMEDRIVER and DMTHIN_SNAPSHOTTER_SOCKET are all off: nothing to serve');
+  }
   const root = path.resolve(raw.DMTHIN_ROOT);
   return {
     root,
     mountRoot: path.resolve(raw.DMTHIN_MOUNT_ROOT ?? root),
     socket: raw.DMTHIN_SOCKET,
     snapshotterSocket: raw.DMTHIN_SNAPSHOTTER_SOCKET === OFF ? null : raw.DMTHIN_SNAPSHOTTER_SOCKET,
+    drivers,
     storageOpts,
     logLevel: raw.DMTHIN_LOG_LEVEL,
     logFormat: raw.DMTHIN_LOG_FORMAT,

@@ -90,14 +90,21 @@ export async function serve(): Promise<number> {
   holder.start(restored?.opts ?? []);
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
-  const server = await listenOnSocket(createApp({ graph, volumes, log }), settings.socket);
+  const { drivers } = settings;
+  // Neither driver served (DMTHIN_GRAPHDRIVER=off DMTHIN_VOLUMEDRIVER=off): no plugin socket at all.
+  const server = drivers.graph || drivers.volume ? await listenOnSocket(createApp({ graph, volumes, log, drivers }), settings.socket) : null;
   const snapshots = await startSnapshotter(settings, holder, log);
+  if (server === null && snapshots === null) {
+    log.error('nothing to serve: both drivers are turned off and the containerd snapshotter could not start');
+    await holder.shutdown();
+    return 1;
+  }
   log.info('dmthin listening', {
-    socket: settings.socket,
+    socket: server === null ? null : settings.socket,
     root: settings.root,
     mountRoot,
     volumeKind,
-    serves: ['Plugin.Activate', 'GraphDriver.*', 'VolumeDriver.*', ...(snapshots === null ? [] : ['containerd Snapshots'])],
+    serves: [...(server === null ? [] : ['Plugin.Activate']), ...(drivers.graph ? ['GraphDriver.*'] : []), ...(drivers.volume ? ['VolumeDriver.*'] : []), ...(snapshots === null ? [] : ['containerd Snapshots'])],
     devicemapper: dm.driverLoaded() ? 'available' : 'missing: GraphDriver.Init will fail until `modprobe dm_thin_pool`',
     graphdriverHome: restored?.home ?? null,
     snapshotterSocket: snapshots === null ? null : settings.snapshotterSocket,
@@ -105,7 +112,7 @@ export async function serve(): Promise<number> {
 
   await stopAsked;
   log.info('shutting down: finishing requests in flight');
-  await close(server);
+  if (server !== null) await close(server);
   await snapshots?.close();
   await volumes.shutdown();
   // Layers dockerd still holds (Get without Put: running containers) stay

@@ -17,12 +17,16 @@ import type { GraphDriverApi } from '../graphdriver/types';
 import type { Logger } from '../shared/log';
 import type { VolumeDriverApi } from '../volume/types';
 import { addVolumeRoutes, type JsonRoute } from './volume-routes';
+import type { DriverSwitches } from '../config';
+import { ALL_DRIVERS, implementsOf, refuseTurnedOff, turnedOffBy } from './drivers';
 import { schemaError, validateInit, validateLayer, type LayerBody } from './schemas';
 
 export interface AppDeps {
   graph: GraphDriverApi;
   volumes: VolumeDriverApi;
   log: Logger;
+  /** which drivers are served; all by default */
+  drivers?: DriverSwitches;
 }
 
 type Handler = (body: LayerBody) => Promise<object> | object;
@@ -34,7 +38,7 @@ const BODY_LIMIT = 1024 * 1024;
 export type PluginApp = ((req: IncomingMessage, res: ServerResponse) => void) & { express: express.Express };
 
 export function createApp(deps: AppDeps): PluginApp {
-  const { graph, volumes, log } = deps;
+  const { graph, volumes, log, drivers = ALL_DRIVERS } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -58,6 +62,8 @@ export function createApp(deps: AppDeps): PluginApp {
     return next();
   });
 
+  app.use(refuseTurnedOff(drivers));
+
   // ApplyDiff's body is the raw layer tar: streamed to the driver, never parsed as JSON.
   app.post('/GraphDriver.ApplyDiff', async (req: Request, res: Response) => {
     const id = typeof req.query['id'] === 'string' ? req.query['id'] : '';
@@ -73,11 +79,13 @@ export function createApp(deps: AppDeps): PluginApp {
   app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
 
   const route = (name: string, handler: JsonRoute): void => {
+    // A turned-off driver's calls go through express, to refuseTurnedOff.
+    if (turnedOffBy(drivers, name) !== null) return;
     routes.set(`/${name}`, handler);
     app.post(`/${name}`, async (req: Request, res: Response) => res.json(await handler(req.body ?? {})));
   };
 
-  route('Plugin.Activate', () => ({ Implements: ['GraphDriver', 'VolumeDriver'] }));
+  route('Plugin.Activate', () => ({ Implements: implementsOf(drivers) }));
 
   route('GraphDriver.Init', async (body) => {
     if (!validateInit(body)) return { Err: `GraphDriver.Init: ${schemaError(validateInit)}` };

@@ -22,6 +22,7 @@ describe('settings (DMTHIN_*)', () => {
       mountRoot: '/var/lib/dmthin',
       socket: '/run/docker/plugins/dmthin.sock',
       snapshotterSocket: '/run/dmthin/snapshotter.sock',
+      drivers: { graph: true, volume: true },
       storageOpts: [],
       logLevel: 'info',
       logFormat: 'auto',
@@ -50,6 +51,8 @@ describe('settings (DMTHIN_*)', () => {
     assert.equal(loadSettings({ DMTHIN_MOUNT_ROOT: '/mnt/dmthin' }).mountRoot, '/mnt/dmthin');
     assert.equal(loadSettings({ DMTHIN_SNAPSHOTTER_SOCKET: '/run/x/snap.sock' }).snapshotterSocket, '/run/x/snap.sock');
     assert.equal(loadSettings({ DMTHIN_SNAPSHOTTER_SOCKET: 'off' }).snapshotterSocket, null);
+    assert.deepEqual(loadSettings({ DMTHIN_GRAPHDRIVER: 'off' }).drivers, { graph: false, volume: true });
+    assert.deepEqual(loadSettings({ DMTHIN_VOLUMEDRIVER: 'off', DMTHIN_GRAPHDRIVER: 'on' }).drivers, { graph: true, volume: false });
   });
 
   it('refuses bad values, naming the variable', () => {
@@ -57,6 +60,8 @@ describe('settings (DMTHIN_*)', () => {
     rejects({ DMTHIN_MOUNT_ROOT: '/a\0b' }, /^DMTHIN_MOUNT_ROOT /);
     rejects({ DMTHIN_SOCKET: `/run/${'s'.repeat(120)}.sock` }, /^DMTHIN_SOCKET .* must NOT have more than 107 characters/);
     rejects({ DMTHIN_SNAPSHOTTER_SOCKET: 'run/snap.sock' }, /^DMTHIN_SNAPSHOTTER_SOCKET "run\/snap.sock" must match pattern/);
+    rejects({ DMTHIN_GRAPHDRIVER: 'no' }, /^DMTHIN_GRAPHDRIVER "no" must be one of on, off$/);
+    rejects({ DMTHIN_GRAPHDRIVER: 'off', DMTHIN_VOLUMEDRIVER: 'off', DMTHIN_SNAPSHOTTER_SOCKET: 'off' }, /nothing to serve/);
     rejects({ DMTHIN_LOG_LEVEL: 'loud' }, /^DMTHIN_LOG_LEVEL "loud" must be one of error, warn, info, debug$/);
     rejects({ DMTHIN_LOG_FORMAT: 'xml' }, /^DMTHIN_LOG_FORMAT "xml" must be one of auto, text, json$/);
     rejects({ DMTHIN_VOLUME_KIND: 'lvm' }, /^DMTHIN_VOLUME_KIND "lvm" must be one of auto, thin, plain$/);
