@@ -11,7 +11,8 @@
         "native/blockdev.cc",
         "native/loop.cc",
         "native/fsops.cc",
-        "native/scan.cc"
+        "native/scan.cc",
+        "native/applyops.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

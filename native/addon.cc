@@ -11,7 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   InstallDmLog();
 
-  // One namespace object per family: dm, blockdev, loop, fs, scan.
+  // One namespace object per family: dm, blockdev, loop, fs, scan, apply.
   auto add = [&](const char* name, void (*init)(Napi::Env, Napi::Object)) {
     Napi::Object family = Napi::Object::New(env);
     init(env, family);
@@ -22,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   add("loop", InitLoop);
   add("fs", InitFsops);
   add("scan", InitScan);
+  add("apply", InitApplyOps);
   return exports;
 }
 

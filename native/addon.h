@@ -18,6 +18,7 @@ void InitBlockdev(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 void InitFsops(Napi::Env env, Napi::Object exports);
 void InitScan(Napi::Env env, Napi::Object exports);
+void InitApplyOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace dmthin
 

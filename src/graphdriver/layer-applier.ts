@@ -6,9 +6,10 @@
 // bounded by the entry or chunk it is given (a whiteout of a directory by
 // that directory's size): the caller feeds it one input chunk at a time
 // and the event loop gets its turn between chunks.
-import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, statfsSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs } from '../devmapper';
+import { binding } from '../native/binding';
 import { DmthinError, isErrno } from '../shared/errors';
 import { binaryPath, entryParts, fsPath, resolveInRoot } from './paths';
 import { TYPE_BLOCK, TYPE_CHAR, TYPE_DIR, TYPE_FIFO, TYPE_LINK, TYPE_REG, TYPE_SYMLINK, type TarHeader, type TarTime } from './tar/reader';
@@ -86,6 +87,19 @@ const METADATA_OWNER_XATTRS: MetadataParts = { mode: false, times: false };
 /** Files from this size on are checked against the space left first. */
 const LARGE_FILE = 64 * 1024 * 1024;
 
+/**
+ * Regular files up to this size without xattrs are written whole at their
+ * end, in one native call with their metadata; larger ones stream.
+ */
+const SMALL_FILE = 1024 * 1024;
+
+/** A small regular file whose body is being gathered. */
+interface SmallFile {
+  path: string;
+  header: TarHeader;
+  chunks: Buffer[];
+}
+
 interface OpenFile {
   fd: number;
   path: string;
@@ -94,6 +108,11 @@ interface OpenFile {
   at: number;
   /** a PAX GNU sparse file, whose holes the reader expands into zeros */
   sparse: boolean;
+}
+
+function hasXattrs(h: TarHeader): boolean {
+  for (const [key, value] of h.pax) if (key.startsWith(XATTR_PREFIX) && value.length > 0) return true;
+  return false;
 }
 
 function isSparse(h: TarHeader): boolean {
@@ -160,6 +179,8 @@ export class LayerApplier {
   private readonly dirTimes: DirTime[] = [];
   /** the regular file being written, its metadata set at its end */
   private file: OpenFile | null = null;
+  /** or the small one being gathered, written at its end */
+  private small: SmallFile | null = null;
   /** .wh..wh.plnk files by base name, for the links that copy them */
   private readonly stash = new Map<string, { header: TarHeader; body: Buffer }>();
   private stashing: { key: string; header: TarHeader; chunks: Buffer[] } | null = null;
@@ -187,6 +208,11 @@ export class LayerApplier {
       if (this.stashed > AUFS_STASH_LIMIT) throw new BadEntry(this.stashing.header, `makes the AUFS hard link files larger than ${AUFS_STASH_LIMIT} bytes in all`);
       return;
     }
+    if (this.small !== null) {
+      // The reader's chunk may be a view of its input: kept as a copy.
+      this.small.chunks.push(Buffer.from(chunk));
+      return;
+    }
     const file = this.file;
     if (file === null) return;
     try {
@@ -207,6 +233,7 @@ export class LayerApplier {
       this.stash.set(this.stashing.key, { header: this.stashing.header, body: Buffer.concat(this.stashing.chunks) });
       this.stashing = null;
     }
+    if (this.small !== null) return this.writeSmall(this.small);
     const file = this.file;
     if (file === null) return;
     this.file = null;
@@ -243,6 +270,22 @@ export class LayerApplier {
   abort(): void {
     if (this.file !== null) closeSync(this.file.fd);
     this.file = null;
+    this.small = null;
+  }
+
+  /** A small file, whole: created, written, owned, moded and dated in one call. */
+  private writeSmall(small: SmallFile): void {
+    this.small = null;
+    const h = small.header;
+    const body = small.chunks.length === 1 ? (small.chunks[0] as Buffer) : Buffer.concat(small.chunks);
+    // setMetadata's times for a regular file (METADATA_ALL).
+    const m = chtimesClamp(h.mtime);
+    const a = chtimesClamp(later(h.atime, h.mtime));
+    try {
+      binding.apply.createFileSync(fsPath(small.path), body, h.uid, h.gid, h.mode & 0o7777, a.sec, a.nsec, m.sec, m.nsec);
+    } catch (err) {
+      throw entryError(h, err);
+    }
   }
 
   private begin(h: TarHeader): void {
@@ -285,6 +328,11 @@ export class LayerApplier {
         this.dirTimes.push({ dir: target, header: h });
         break;
       case TYPE.reg:
+        if (h.size <= SMALL_FILE && !isSparse(h) && !hasXattrs(h)) {
+          this.small = { path: target, header: h, chunks: [] };
+          this.made(target);
+          return; // written whole at its end
+        }
         this.checkRoomFor(h);
         this.file = { fd: openSync(fsPath(target), 'wx', 0o600), path: target, header: h, at: 0, sparse: isSparse(h) };
         this.made(target);
@@ -448,12 +496,12 @@ export class LayerApplier {
 
   /** Clears the way for a new entry: anything there goes, except a directory that stays a directory. */
   private makeRoom(target: string, isDir: boolean): void {
-    const st = lstatSync(fsPath(target), { throwIfNoEntry: false });
-    if (st === undefined || (isDir && st.isDirectory())) return;
-    if (st.isDirectory()) removeAll(target);
-    else unlinkSync(fsPath(target));
+    // Anything but a directory is gone after this call.
+    const found = binding.apply.removeNonDirSync(fsPath(target)) & fsConstants.S_IFMT;
+    if (found === 0 || (isDir && found === fsConstants.S_IFDIR)) return;
+    if (found === fsConstants.S_IFDIR) removeAll(target);
     // A directory or a symlink went: parents resolved through it may be stale.
-    if (st.isDirectory() || st.isSymbolicLink()) this.parents.clear();
+    if (found === fsConstants.S_IFDIR || found === fsConstants.S_IFLNK) this.parents.clear();
   }
 
   /**

@@ -206,12 +206,21 @@ export interface ScanBinding {
   STAT_FIELDS: number;
 }
 
+/** ApplyDiff's per-entry work, one call each, on the calling thread; paths as raw bytes. */
+export interface ApplyBinding {
+  /** lstat, then unlink unless a directory; the st_mode found, 0 when nothing was there */
+  removeNonDirSync(path: Buffer): number;
+  /** a new file (O_EXCL) with the whole body, then lchown, chmod, utimensat without following */
+  createFileSync(path: Buffer, body: Buffer, uid: number, gid: number, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+}
+
 export interface Binding {
   dm: DmBinding;
   loop: LoopBinding;
   blockdev: BlockdevBinding;
   fs: FsBinding;
   scan: ScanBinding;
+  apply: ApplyBinding;
 }
 
 /** Where node-gyp puts the addon, from dist/src/native/. */
@@ -254,5 +263,8 @@ export const binding: Binding = {
   },
   get scan() {
     return loadBinding().scan;
+  },
+  get apply() {
+    return loadBinding().apply;
   },
 };
