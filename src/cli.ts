@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { CliExit } from './cli/admin-client';
+import { addAdminCommands } from './cli/admin-commands';
 import { EXIT, exitCodeFor } from './cli/exit';
 import { errorText } from './shared/errors';
 
@@ -43,6 +45,7 @@ Settings are DMTHIN_* environment variables (see README.md, Settings).`,
       await serveAsProcess();
     });
 
+  addAdminCommands(program);
   return program;
 }
 
@@ -55,6 +58,10 @@ export async function runCli(argv: readonly string[]): Promise<number | undefine
     return undefined;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    if (err instanceof CliExit) {
+      process.stderr.write(`dmthin: ${err.message}\n`);
+      return err.exitCode;
+    }
     process.stderr.write(`dmthin: ${errorText(err)}\n`);
     return exitCodeFor(err);
   }

@@ -9,6 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import { withAdminRoutes } from './admin/routes';
 import { exitCodeFor } from './cli/exit';
 import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
@@ -91,8 +92,9 @@ export async function serve(): Promise<number> {
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
   const { drivers } = settings;
-  // Neither driver served (DMTHIN_GRAPHDRIVER=off DMTHIN_VOLUMEDRIVER=off): no plugin socket at all.
-  const server = drivers.graph || drivers.volume ? await listenOnSocket(createApp({ graph, volumes, log, drivers }), settings.socket) : null;
+  const admin = { holder, volumeDevices: () => volumes.ownedDeviceHashes(), log, root: settings.root, socket: settings.socket };
+  // Neither driver served (DMTHIN_GRAPHDRIVER=off DMTHIN_VOLUMEDRIVER=off): no plugin socket at all, and no admin calls.
+  const server = drivers.graph || drivers.volume ? await listenOnSocket(withAdminRoutes(createApp({ graph, volumes, log, drivers }), admin), settings.socket) : null;
   const snapshots = await startSnapshotter(settings, holder, log);
   if (server === null && snapshots === null) {
     log.error('nothing to serve: both drivers are turned off and the containerd snapshotter could not start');

@@ -629,6 +629,34 @@ export class DeviceSet {
     return [...this.faulty].map(([hash, reason]) => ({ hash, reason }));
   }
 
+  // ---- for the admin commands (src/admin/) ---------------------------------------------------------
+
+  /** Runs fn under the pool lock: no create or delete is half done while it looks at the pool or fixes it. */
+  underPoolLock<T>(fn: () => Promise<T>): Promise<T> {
+    this.checkOpen();
+    return this.poolLock.run(fn);
+  }
+
+  /** Every device record metadata holds, deferred deletions and the base device included. */
+  deviceRecords(): DeviceRecord[] {
+    return [...this.devices.values()].map((d) => ({ ...d }));
+  }
+
+  /** Where the set has device `hash` mounted, if it does. */
+  mountTarget(hash: string): string | undefined {
+    return this.mounts.get(hash)?.target;
+  }
+
+  /** Deferred removal and deletion as in effect (the options, decided against the kernel). */
+  deferredModes(): { removal: boolean; deletion: boolean } {
+    return { removal: this.deferredRemoval, deletion: this.deferredDeletion };
+  }
+
+  /** Whether device `hash` is mounted by others (containerd's snapshots), never by the set. */
+  isMountedByOthers(hash: string): boolean {
+    return this.mountedByOthers(hash);
+  }
+
   /** GetMetadata's keys, as the in-tree driver returned them. */
   deviceMetadata(hash: string): Record<string, string> {
     const record = this.usable(hash);

@@ -154,6 +154,13 @@ export class VolumeStore implements VolumeDriverApi {
     if (set !== null) await this.reconciledSet(set);
   }
 
+  /** The thin device hashes volumes (and creates in flight) own: for the admin commands' orphan check. */
+  ownedDeviceHashes(): Set<string> {
+    const owned = new Set(this.creating);
+    for (const volume of this.volumes.values()) if (this.mayOwnDevice(volume)) owned.add(volumeDeviceHash(volume.name));
+    return owned;
+  }
+
   /** Unmounts what the store mounted itself (thin devices go with the DeviceSet's shutdown). */
   async shutdown(): Promise<void> {
     for (const volume of this.volumes.values()) {

@@ -7,7 +7,9 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EXIT } from '../../src/cli/exit';
+import { dm } from '../../src/devmapper';
 import { resolvedFormat } from '../../src/shared/log';
+import { skipBecause } from '../support/env';
 import { startLogged } from '../support/processes';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'cli.js');
@@ -88,6 +90,55 @@ describe('the dmthin command', () => {
     const badSetting = run(['serve'], { DMTHIN_LOG_FORMAT: 'xml' });
     assert.equal(badSetting.status, 2);
     assert.match(badSetting.stderr, /^dmthin: DMTHIN_LOG_FORMAT "xml" must be one of auto, text, json/);
+  });
+
+  it('status, check and gc: --help without the addon; exit 3 and a clear line when nothing answers on the socket', () => {
+    for (const sub of ['status', 'check', 'gc']) {
+      const help = run([sub, '--help']);
+      assert.equal(help.status, EXIT.OK, help.stderr);
+      assert.match(help.stdout, new RegExp(`^Usage: dmthin ${sub} \\[options\\]`));
+      assert.match(help.stdout, /--json +print the report as JSON/);
+      assert.deepEqual(help.loaded, []);
+      const down = run([sub]);
+      assert.equal(down.status, EXIT.UNREACHABLE, down.stderr);
+      assert.match(down.stderr, /^dmthin: nothing answers on \S+none\.sock: dmthin is not running there/);
+      assert.deepEqual(down.loaded, [], 'the command side never loads the addon');
+    }
+    assert.match(run(['gc', '--help']).stdout, /-n, --dry-run/);
+    assert.match(run(['check', '--help']).stdout, /--thin-check/);
+    const noMetadata = run(['check', '--thin-check']);
+    assert.equal(noMetadata.status, EXIT.USAGE);
+    assert.match(noMetadata.stderr, /no pool metadata at \S+none\/devicemapper\/metadata: give --metadata DEVICE/);
+    assert.equal(run(['check', '--metadata', '/x']).status, EXIT.USAGE, '--metadata alone is bad usage');
+  });
+
+  it('status, check and gc against a daemon without device-mapper: no pool, said so, exit 1; gc removes nothing', async function () {
+    if (dm.driverLoaded()) skipBecause(this, 'this kernel has device-mapper; test/vm/ops.test.ts covers a real pool');
+    const root = path.join(dir, 'root-admin');
+    const socket = path.join(dir, 'admin.sock');
+    const env = { ...process.env, DMTHIN_ROOT: root, DMTHIN_SOCKET: socket, DMTHIN_SNAPSHOTTER_SOCKET: 'off' };
+    const started = startLogged(process.execPath, [CLI, 'serve'], undefined, env);
+    try {
+      await started.waitFor('dmthin listening');
+      const status = run(['status', '--json'], { DMTHIN_SOCKET: socket });
+      assert.equal(status.status, EXIT.PROBLEM, status.stderr);
+      const report = JSON.parse(status.stdout) as { pool: unknown; poolError: string; socket: string };
+      assert.equal(report.pool, null);
+      assert.match(report.poolError, /device-mapper is not available/);
+      assert.equal(report.socket, socket);
+      assert.match(run(['status'], { DMTHIN_SOCKET: socket }).stdout, /^pool +none: device-mapper is not available/m);
+      const check = run(['check'], { DMTHIN_SOCKET: socket });
+      assert.equal(check.status, EXIT.PROBLEM);
+      assert.match(check.stdout, /^  pool-health +\S+: device-mapper is not available/m);
+      const gc = run(['gc', '--json'], { DMTHIN_SOCKET: socket });
+      assert.equal(gc.status, EXIT.OK, gc.stderr);
+      assert.deepEqual((JSON.parse(gc.stdout) as { removed: unknown[] }).removed, []);
+      const refused = run(['check', '--thin-check'], { DMTHIN_SOCKET: socket });
+      assert.equal(refused.status, EXIT.USAGE);
+      assert.match(refused.stderr, /dmthin is running on \S+: thin_check needs the pool stopped/);
+    } finally {
+      assert.equal((await started.stop()).code, 0, started.output());
+    }
   });
 
   it('writes text lines on a terminal and JSON lines otherwise', () => {

@@ -1,0 +1,178 @@
+// The operator's commands against a real pool: `dmthin status`, `check`
+// and `gc` run as a user runs them (the CLI, over the daemon's socket),
+// their numbers checked against `dmsetup status`, an orphan and a stray
+// device made on purpose found by check and removed by gc, and nothing
+// else touched. One dmthin process for the whole file.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { CheckReport, GcReport, StatusReport } from '../../src/admin/reports';
+import { EXIT } from '../../src/cli/exit';
+import { requireRoot, requireVm } from '../support/env';
+import { tempHome } from '../support/deviceset';
+import { run } from '../support/exec';
+import { CLI, LISTENING, startPlugin, type PluginProcess } from '../support/plugin-process';
+import { postUnix } from '../support/unix-http';
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `dmthin ARGS` as a separate process, with the test's settings. */
+function dmthin(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function json<T>(args: string[], env: NodeJS.ProcessEnv, expectedCode: number): Promise<T> {
+  const r = await dmthin([...args, '--json'], env);
+  assert.equal(r.code, expectedCode, `dmthin ${args.join(' ')}: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+async function post(socket: string, method: string, body: unknown): Promise<Record<string, unknown>> {
+  const answer = (await postUnix(socket, method, body)).body;
+  assert.equal(answer['Err'], undefined, `${method}: ${String(answer['Err'])}`);
+  return answer;
+}
+
+describe('dmthin status, check and gc (VM)', function () {
+  let dir = '';
+  let env: NodeJS.ProcessEnv = {};
+  let socket = '';
+  let plugin: PluginProcess | undefined;
+  let pool = '';
+  let prefix = '';
+  const layer = 'a'.repeat(64);
+  const container = 'c'.repeat(64);
+
+  before(async function () {
+    requireVm(this);
+    requireRoot(this);
+    dir = await tempHome('ops');
+    socket = path.join(dir, 'dmthin.sock');
+    env = {
+      DMTHIN_SOCKET: socket,
+      DMTHIN_ROOT: path.join(dir, 'state'),
+      DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M dm.fs=ext4',
+    };
+    plugin = startPlugin(env);
+    await plugin.waitFor(LISTENING);
+    await post(socket, 'GraphDriver.Init', { Home: path.join(dir, 'docker'), Opts: null });
+    // An image layer, a container's layer with its -init, and a thin volume.
+    await post(socket, 'GraphDriver.Create', { ID: layer, Parent: '' });
+    await post(socket, 'GraphDriver.CreateReadWrite', { ID: `${container}-init`, Parent: layer });
+    await post(socket, 'GraphDriver.CreateReadWrite', { ID: container, Parent: `${container}-init` });
+    await post(socket, 'VolumeDriver.Create', { Name: 'data', Opts: { size: '64M' } });
+  });
+
+  after(async () => {
+    if (plugin !== undefined) assert.equal((await plugin.stop()).code, 0, plugin.output());
+  });
+
+  it('status: pool use as dmsetup status says, the low-water mark, devices by kind, options in effect', async () => {
+    const status = await json<StatusReport>(['status'], env, EXIT.OK);
+    assert.ok(status.pool !== null, status.poolError);
+    pool = status.pool.name;
+    prefix = pool.replace(/-pool$/, '');
+    const words = (await run('dmsetup', ['status', pool])).trim().split(/\s+/);
+    // 0 LEN thin-pool TRANSACTION USED/TOTAL-META USED/TOTAL-DATA ...
+    const [metaUsed, metaTotal] = (words[4] ?? '').split('/').map(Number);
+    const [dataUsed, dataTotal] = (words[5] ?? '').split('/').map(Number);
+    const table = (await run('dmsetup', ['table', pool])).trim().split(/\s+/);
+    const blockBytes = Number(table[5]) * 512;
+    assert.equal(status.pool.data.total, (dataTotal ?? 0) * blockBytes);
+    assert.equal(status.pool.metadata.total, (metaTotal ?? 0) * 4096);
+    // Used space moves with every write; the totals do not, and what was used is in a tight range.
+    assert.ok(Math.abs(status.pool.data.used - (dataUsed ?? 0) * blockBytes) <= 16 * blockBytes, `data used ${status.pool.data.used} vs ${dataUsed} blocks`);
+    assert.ok(Math.abs(status.pool.metadata.used - (metaUsed ?? 0) * 4096) <= 64 * 4096);
+    assert.equal(status.pool.data.percent, Math.round((status.pool.data.used / status.pool.data.total) * 10000) / 100);
+    assert.equal(status.pool.lowWaterMark.blocks, Number(table[6]));
+    assert.equal(status.pool.health, 'ok');
+    assert.equal(status.pool.kind, 'loop');
+    assert.deepEqual(status.devices, { base: 1, layers: 1, containers: 2, volumes: 1, snapshotter: 0, orphans: 0, faulty: 0, deferredDeletions: 0, mounted: 0 });
+    assert.equal(status.options?.['baseSize'], 512 * 1024 * 1024);
+    assert.equal(typeof status.options?.['deferredRemovalInEffect'], 'boolean');
+
+    const text = await dmthin(['status'], env);
+    assert.equal(text.code, EXIT.OK, text.stderr);
+    assert.match(text.stdout, new RegExp(`^pool +${pool} \\(loop, mode rw`, 'm'));
+    assert.match(text.stdout, /^devices +base 1, layers 1, containers 2, volumes 1, snapshotter 0, orphans 0, faulty 0$/m);
+  });
+
+  it('check: finds an orphaned thin device, a stray device and a stale mount made on purpose, and changes nothing; gc --dry-run neither', async () => {
+    assert.equal((await dmthin(['check'], env)).code, EXIT.OK, 'a clean pool has no problems');
+    await run('dmsetup', ['message', pool, '0', 'create_thin 4242']);
+    const stray = `${prefix}-stray`;
+    await run('dmsetup', ['create', stray, '--table', `0 2048 thin /dev/mapper/${pool} 4242`]);
+    // The layer mounted by dmthin, and its device mounted once more by someone else.
+    const dirOf = String((await post(socket, 'GraphDriver.Get', { ID: layer }))['Dir']);
+    await fsp.writeFile(path.join(dirOf, 'kept'), 'yes');
+    const elsewhere = path.join(dir, 'elsewhere');
+    await fsp.mkdir(elsewhere);
+    await run('mount', [`/dev/mapper/${prefix}-${layer}`, elsewhere]);
+    try {
+      const check = await json<CheckReport>(['check'], env, EXIT.PROBLEM);
+      const found = check.problems.map((p) => `${p.kind} ${p.object} ${String(p.gc)}`).sort();
+      assert.deepEqual(found, [`orphan-thin 4242 true`, `stale-mount ${elsewhere} false`, `stray-device ${stray} true`]);
+      const text = await dmthin(['check'], env);
+      assert.equal(text.code, EXIT.PROBLEM);
+      assert.match(text.stdout, /^3 problem\(s\):$/m);
+
+      const dry = await json<GcReport>(['gc', '--dry-run'], env, EXIT.OK);
+      assert.deepEqual(dry.removed.map((p) => p.kind).sort(), ['orphan-thin', 'stray-device']);
+      assert.equal((await json<CheckReport>(['check'], env, EXIT.PROBLEM)).problems.length, 3, 'check and a dry run change nothing');
+      assert.equal((await run('dmsetup', ['info', '-c', '--noheadings', '-o', 'name', stray])).trim(), stray);
+    } finally {
+      await run('umount', [elsewhere]);
+    }
+  });
+
+  it('gc: removes the orphan and the stray device and nothing else; layers and volumes keep working', async () => {
+    const gc = await json<GcReport>(['gc'], env, EXIT.OK);
+    assert.deepEqual(gc.removed.map((p) => `${p.kind} ${p.object}`).sort(), ['orphan-thin 4242', `stray-device ${prefix}-stray`]);
+    assert.deepEqual(gc.failed, []);
+    assert.deepEqual((await json<CheckReport>(['check'], env, EXIT.OK)).problems, []);
+    const listed = await run('dmsetup', ['ls']);
+    assert.doesNotMatch(listed, /-stray\b/);
+    // thin id 4242 is free again: the pool takes it anew.
+    await run('dmsetup', ['message', pool, '0', 'create_thin 4242']);
+    await run('dmsetup', ['message', pool, '0', 'delete 4242']);
+
+    const dirOf = String((await post(socket, 'GraphDriver.Get', { ID: layer }))['Dir']);
+    assert.equal(await fsp.readFile(path.join(dirOf, 'kept'), 'utf8'), 'yes');
+    await post(socket, 'GraphDriver.Put', { ID: layer });
+    await post(socket, 'GraphDriver.Put', { ID: layer });
+    for (const id of [layer, `${container}-init`, container]) assert.deepEqual(await post(socket, 'GraphDriver.Exists', { ID: id }), { Exists: true });
+    const mounted = String((await post(socket, 'VolumeDriver.Mount', { Name: 'data', ID: 'm1' }))['Mountpoint']);
+    await fsp.writeFile(path.join(mounted, 'f'), 'v');
+    await post(socket, 'VolumeDriver.Unmount', { Name: 'data', ID: 'm1' });
+    const status = await json<StatusReport>(['status'], env, EXIT.OK);
+    assert.equal(status.devices?.orphans, 0);
+    assert.equal(status.devices?.volumes, 1);
+  });
+
+  it('check --thin-check: refused while dmthin runs; after it stops, thin_check passes on the pool it left', async () => {
+    const refused = await dmthin(['check', '--thin-check'], env);
+    assert.equal(refused.code, EXIT.USAGE);
+    assert.match(refused.stderr, /thin_check needs the pool stopped/);
+    assert.equal((await plugin?.stop())?.code, 0, plugin?.output());
+    plugin = undefined;
+    assert.equal((await dmthin(['status'], env)).code, EXIT.UNREACHABLE);
+    const checked = await dmthin(['check', '--thin-check', '--json'], env);
+    assert.equal(checked.code, EXIT.OK, checked.stdout + checked.stderr);
+    const report = JSON.parse(checked.stdout) as CheckReport & { thinCheck: { ok: boolean; metadata: string } };
+    assert.equal(report.thinCheck.ok, true);
+    assert.equal(report.thinCheck.metadata, path.join(dir, 'state', 'devicemapper', 'metadata'));
+  });
+});
