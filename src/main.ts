@@ -9,6 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import { PoolMonitor } from './admin/pool-monitor';
 import { withAdminRoutes } from './admin/routes';
 import { exitCodeFor } from './cli/exit';
 import { loadSettings, type Settings } from './config';
@@ -89,6 +90,8 @@ export async function serve(): Promise<number> {
   // Before the pool opens; the DeviceSet unmounts stale thin volume mounts as it opens.
   await volumes.load();
   holder.start(restored?.opts ?? []);
+  const monitor = new PoolMonitor(holder, log);
+  monitor.start();
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
   const { drivers } = settings;
@@ -115,6 +118,7 @@ export async function serve(): Promise<number> {
   await stopAsked;
   log.info('shutting down: finishing requests in flight');
   if (server !== null) await close(server);
+  monitor.stop();
   await snapshots?.close();
   await volumes.shutdown();
   // Layers dockerd still holds (Get without Put: running containers) stay

@@ -6,6 +6,7 @@ import type { DmListEntry } from '../devmapper/dm';
 import { METADATA_BLOCK_SIZE, type ThinPoolStatus } from '../devmapper/thin';
 import type { DeviceSet, DeviceSetHolder } from '../deviceset';
 import type { DeviceRecord } from '../deviceset/metadata';
+import { lowWaterBlocks } from '../deviceset/low-water';
 import { listThinIds } from '../deviceset/pool';
 import { isErrno } from '../shared/errors';
 import type { Logger } from '../shared/log';
@@ -43,7 +44,8 @@ async function survey(set: DeviceSet): Promise<Survey> {
   const params = target?.params.split(' ') ?? [];
   const inPool = status.failed ? new Set<number>() : await listThinIds(set.pool);
   const active = (await dm.list()).filter((d) => d.name.startsWith(`${set.prefix}-`) && d.name !== set.pool.name);
-  return { status, blockSize: Number(params[2] ?? 128), lowWaterBlocks: Number(params[3] ?? 0), records: set.deviceRecords(), inPool, active };
+  const blockSize = Number(params[2] ?? 128);
+  return { status, blockSize, lowWaterBlocks: lowWaterBlocks(set.options, status.totalDataBlocks, blockSize), records: set.deviceRecords(), inPool, active };
 }
 
 function space(used: number, total: number): SpaceUse {

@@ -99,3 +99,12 @@ export interface GcReport {
   /** problems check found that gc leaves alone (faulty devices, stale mounts, pool health) */
   left: Problem[];
 }
+
+export interface PoolGrowReport {
+  pool: string;
+  /** the pool's data and metadata space in bytes, before and after */
+  before: { data: number; metadata: number };
+  after: { data: number; metadata: number };
+  dataFile: string;
+  metadataFile: string;
+}

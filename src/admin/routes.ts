@@ -1,9 +1,10 @@
 // The admin calls on the plugin's own socket, beside dockerd's: the
 // dmthin command's status, check and gc run inside the daemon, under its
 // pool lock, so they never race it. POST /Admin.Status, /Admin.Check,
-// /Admin.Gc ({"DryRun": bool}); answers are JSON, errors {"Err": "..."}
+// /Admin.Gc ({"DryRun": bool}), /Admin.PoolGrow ({"Data": "+10G", "Metadata": "4G"}); answers are JSON, errors {"Err": "..."}
 // like every plugin call. The socket is root's (mode 0660), as dockerd's.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { growPool } from './pool-grow';
 import { checkReport, collectGarbage, statusReport, type AdminDeps } from './inspect';
 
 export const ADMIN_PREFIX = '/Admin.';
@@ -17,6 +18,7 @@ const CALLS: ReadonlyMap<string, AdminCall> = new Map<string, AdminCall>([
   ['/Admin.Status', (deps) => statusReport(deps)],
   ['/Admin.Check', (deps) => checkReport(deps)],
   ['/Admin.Gc', (deps, body) => collectGarbage(deps, body['DryRun'] === true)],
+  ['/Admin.PoolGrow', (deps, body) => growPool(deps, body)],
 ]);
 
 function answer(res: ServerResponse, body: object): void {

@@ -3,7 +3,8 @@
 // --json. The daemon answers under its own pool lock, so a command never
 // races it; with no daemon, only `check --thin-check` has something to do.
 import type { Command } from 'commander';
-import type { CheckReport, GcReport, Problem, SpaceUse, StatusReport } from '../admin/reports';
+import type { CheckReport, GcReport, PoolGrowReport, Problem, SpaceUse, StatusReport } from '../admin/reports';
+import { parseSize } from '../deviceset/options';
 import { callAdmin, CliExit, daemonAnswers, socketPath } from './admin-client';
 import { EXIT } from './exit';
 import { thinCheckStoppedPool, type ThinCheckResult } from './thin-check';
@@ -160,5 +161,36 @@ export function addAdminCommands(program: Command): void {
     if (options.json === true) printJson(report);
     else print(gcText(report));
     process.exitCode = report.failed.length === 0 ? EXIT.OK : EXIT.PROBLEM;
+  });
+
+  const pool = program.command('pool').description('act on the thin pool: grow');
+  addCommon(
+    pool
+      .command('grow')
+      .description("grow a loop-backed pool online (its files, loop devices and table); for an LVM pool, print the lvextend line that grows it")
+      .option('--data <size>', 'the data file\'s new size (200G), or how much to add (+50G)')
+      .option('--metadata <size>', 'the metadata file\'s new size, or how much to add (+1G)'),
+  ).action(async (options: CommonOptions & { data?: string; metadata?: string }) => {
+    if (options.data === undefined && options.metadata === undefined) throw new CliExit(EXIT.USAGE, 'pool grow: give --data SIZE and/or --metadata SIZE');
+    for (const [flag, value] of [['--data', options.data], ['--metadata', options.metadata]] as const) {
+      if (value === undefined) continue;
+      try {
+        parseSize(value.startsWith('+') ? value.slice(1) : value);
+      } catch (err) {
+        throw new CliExit(EXIT.USAGE, `pool grow ${flag}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const body = { ...(options.data === undefined ? {} : { Data: options.data }), ...(options.metadata === undefined ? {} : { Metadata: options.metadata }) };
+    const report = await callAdmin<PoolGrowReport>(socketPath(options.socket), 'PoolGrow', body);
+    if (options.json === true) printJson(report);
+    else {
+      print(
+        [
+          `pool      ${report.pool}`,
+          `data      ${size(report.before.data)} -> ${size(report.after.data)} [${report.before.data} -> ${report.after.data} bytes] (${report.dataFile})`,
+          `metadata  ${size(report.before.metadata)} -> ${size(report.after.metadata)} [${report.before.metadata} -> ${report.after.metadata} bytes] (${report.metadataFile})`,
+        ].join('\n'),
+      );
+    }
   });
 }

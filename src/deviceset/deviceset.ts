@@ -16,6 +16,7 @@ import { IdAllocator } from './ids';
 import { KeyedMutex, Mutex } from '../shared/lock';
 import { BASE_HASH, checkHash, MetadataStore, type DeviceRecord, type SetRecord } from './metadata';
 import type { DeviceSetOptions } from './options';
+import { lowWaterBlocks } from './low-water';
 import { listThinIds, mappedBytesByThinId, poolBlockSize, setupPool, type Pool } from './pool';
 import { statusRows, type StatusRow } from './status';
 
@@ -673,10 +674,13 @@ export class DeviceSet {
 
   async status(): Promise<StatusRow[]> {
     const deleted = [...this.devices.values()].filter((d) => d.deleted).length;
+    const status = await thin.poolStatus(this.pool.name);
+    const blockSize = await poolBlockSize(this.pool);
     return statusRows({
       pool: this.pool,
-      status: await thin.poolStatus(this.pool.name),
-      blockSize: await poolBlockSize(this.pool),
+      status,
+      blockSize,
+      lowWaterBlocks: lowWaterBlocks(this.options, status.totalDataBlocks, blockSize),
       baseSize: this.devices.get(BASE_HASH)?.size ?? this.options.baseSize,
       fsType: this.fsType,
       udevSync: dm.udevSync(),
@@ -962,6 +966,14 @@ export class DeviceSet {
     if (s.needsCheck) throw new DmthinError('EPOOLCHECK', `thin pool ${this.pool.name} needs a metadata check (thin_check)`);
     if (s.mode === 'ro') throw new DmthinError('EPOOLRO', `thin pool ${this.pool.name} is read-only (metadata space exhausted or an error); it needs repair`);
     if (s.mode === 'out_of_data_space') throw new DmthinError('ENOSPC', `thin pool ${this.pool.name} is out of data space; free some or grow the pool`);
+    const freeBlocks = s.totalDataBlocks - s.usedDataBlocks;
+    const lowWater = lowWaterBlocks(this.options, s.totalDataBlocks, await poolBlockSize(this.pool));
+    if (freeBlocks < lowWater) {
+      throw new DmthinError(
+        'ENOSPC',
+        `thin pool ${this.pool.name} has ${freeBlocks} free data blocks, below its low-water mark of ${lowWater} (dm.low_water_mark): no new layers, containers or volumes until it is grown (dmthin pool grow --data SIZE, or lvextend) or space is freed; removing and reading still work`,
+      );
+    }
     const pct = this.options.minFreeSpacePercent;
     if (pct === 0) return;
     const minData = Math.max(1, Math.floor((s.totalDataBlocks * pct) / 100));

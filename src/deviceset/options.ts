@@ -31,6 +31,8 @@ export interface DeviceSetOptions {
   useDeferredRemoval: boolean | null;
   useDeferredDeletion: boolean | null;
   minFreeSpacePercent: number;
+  /** dm.low_water_mark: a share of the data space or a size; null: the in-tree driver's 32768 blocks, at most 10% (see low-water.ts) */
+  lowWaterMark: { percent?: number; bytes?: number } | null;
   xfsNospaceMaxRetries: number | null;
   libdmLogLevel: number;
   directLvm: {
@@ -63,6 +65,7 @@ function defaultOptions(): DeviceSetOptions {
     useDeferredRemoval: null,
     useDeferredDeletion: null,
     minFreeSpacePercent: 10,
+    lowWaterMark: null,
     xfsNospaceMaxRetries: null,
     libdmLogLevel: 2,
     directLvm: null,
@@ -158,6 +161,9 @@ const SETTERS: Readonly<Record<string, Setter>> = {
   },
   'dm.min_free_space': (p, v, k) => {
     p.options.minFreeSpacePercent = minFreeSpaceOption(k, v);
+  },
+  'dm.low_water_mark': (p, v, k) => {
+    p.options.lowWaterMark = v.endsWith('%') ? { percent: percentOption(k, v, 99) } : { bytes: sizeOption(k, v) };
   },
   'dm.xfs_nospace_max_retries': (p, v, k) => {
     p.options.xfsNospaceMaxRetries = uintOption(k, v);

@@ -8,6 +8,7 @@ import type { ThinPoolStatus } from '../devmapper/thin';
 import { DmthinError, isErrno } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import type { DeviceSetOptions } from './options';
+import { lowWaterBlocks } from './low-water';
 import { runTool } from './run';
 
 export interface Pool {
@@ -24,8 +25,6 @@ export interface Pool {
   /** the pool's metadata device, also for thin_ls and thin_check */
   metadataDevice: string;
 }
-
-const DEFAULT_LOW_WATER_MARK = 32768;
 
 export async function setupPool(home: string, prefix: string, options: DeviceSetOptions, log: Logger): Promise<Pool> {
   if (options.directLvm !== null) {
@@ -78,7 +77,8 @@ async function loopPool(home: string, name: string, options: DeviceSetOptions, l
     const dataLoop = (await loop.find(dataFile)) ?? '';
     const metadataLoop = (await loop.find(metadataFile)) ?? '';
     if (dataLoop === '' || metadataLoop === '') throw new DmthinError('ENOPOOL', `pool ${name} exists but its loop devices are not backed by ${dir}`);
-    if (dataGrew) await growLoopPool(name, dataLoop);
+    // A grown file, or another dm.low_water_mark: the table is reloaded with both.
+    await reloadPoolTable(name, dataLoop, options, { dataGrew });
     return { name, path: dm.devicePath(name), owned: true, dataFile, metadataFile, dataDevice: dataLoop, metadataDevice: metadataLoop };
   }
 
@@ -100,7 +100,7 @@ async function createPoolTable(name: string, metadataDevice: string, dataDevice:
   if (blocks < 1) throw new DmthinError('EDMOPTION', `data device ${dataDevice} is smaller than one pool block`);
   const table = thin.thinPoolTable(metadataDevice, dataDevice, sectors - (sectors % options.blockSize), {
     blockSize: options.blockSize,
-    lowWaterMark: Math.min(DEFAULT_LOW_WATER_MARK, Math.floor(blocks / 10)),
+    lowWaterMark: lowWaterBlocks(options, blocks, options.blockSize),
     skipBlockZeroing: true,
   });
   await dm.create(name, [table]);
@@ -130,16 +130,44 @@ async function ensureSparseFile(file: string, size: number, log: Logger): Promis
   return true;
 }
 
-/** The in-tree driver's ResizePool: new capacity on the loop device, then a reloaded pool table. */
-async function growLoopPool(name: string, dataLoop: string): Promise<void> {
-  await loop.setCapacity(dataLoop);
+/**
+ * The in-tree driver's ResizePool, and dm.low_water_mark: new capacity on
+ * the loop devices when their files grew, then the pool table reloaded
+ * with the data length and the low-water mark, when either changed. A
+ * pool whose metadata device grew picks that up on the resume.
+ */
+async function reloadPoolTable(name: string, dataLoop: string, options: DeviceSetOptions, grew: { dataGrew?: boolean; metadataLoop?: string }): Promise<void> {
+  if (grew.dataGrew === true) await loop.setCapacity(dataLoop);
+  if (grew.metadataLoop !== undefined) await loop.setCapacity(grew.metadataLoop);
   const [target] = await dm.table(name);
   if (target === undefined) throw new DmthinError('ENOPOOL', `pool ${name} has no table`);
+  const params = target.params.split(' ');
+  const blockSize = Number(params[2]);
   const sectors = Math.floor((await blockdev.size(dataLoop)) / 512);
-  const blockSize = Number(target.params.split(' ')[2]);
-  await dm.reload(name, [{ ...target, length: sectors - (sectors % blockSize) }]);
+  const length = sectors - (sectors % blockSize);
+  const lowWater = lowWaterBlocks(options, Math.floor(length / blockSize), blockSize);
+  if (length === target.length && Number(params[3]) === lowWater && grew.metadataLoop === undefined) return;
+  params[3] = String(lowWater);
+  await dm.reload(name, [{ ...target, length, params: params.join(' ') }]);
   await dm.suspend(name);
   await dm.resume(name);
+}
+
+/** What `dmthin pool grow` asks for: new sizes in bytes of the loop files (at least the current ones). */
+export interface PoolGrowth {
+  dataBytes?: number;
+  metadataBytes?: number;
+}
+
+/**
+ * Grows a loop-backed pool online: its files, their loop devices' capacity,
+ * and the pool table (data length, low-water mark). Call with the pool lock held.
+ */
+export async function growLoopBackedPool(pool: Pool, growth: PoolGrowth, options: DeviceSetOptions, log: Logger): Promise<void> {
+  if (pool.dataFile === '') throw new DmthinError('ENOTLOOP', `pool ${pool.name} is not on loop files`);
+  const dataGrew = growth.dataBytes !== undefined && (await ensureSparseFile(pool.dataFile, growth.dataBytes, log));
+  const metadataGrew = growth.metadataBytes !== undefined && (await ensureSparseFile(pool.metadataFile, growth.metadataBytes, log));
+  await reloadPoolTable(pool.name, pool.dataDevice, options, { dataGrew, ...(metadataGrew ? { metadataLoop: pool.metadataDevice } : {}) });
 }
 
 /** The /dev node of a "major:minor" pair, from sysfs (no udev needed). */

@@ -2,6 +2,7 @@
 // `docker info` reads the same, plus dmthin's own count of faulty devices.
 import { fs as kfs } from '../devmapper';
 import { METADATA_BLOCK_SIZE, type ThinPoolStatus } from '../devmapper/thin';
+import { poolHealth } from '../admin/health';
 import { humanSize } from './options';
 import type { Pool } from './pool';
 
@@ -12,6 +13,8 @@ export interface StatusInput {
   status: ThinPoolStatus;
   /** sectors */
   blockSize: number;
+  /** data blocks (low-water.ts) */
+  lowWaterBlocks: number;
   baseSize: number;
   fsType: string;
   udevSync: boolean;
@@ -67,6 +70,9 @@ export async function statusRows(input: StatusInput): Promise<StatusRow[]> {
     ['Deferred Deleted Device Count', String(input.deferredDeletedCount)],
     ['Library Version', input.libraryVersion],
     ['Faulty Device Count', String(input.faultyCount)],
+    // dmthin's own: the mark, and the pool's state in one word (dmthin status says what to do).
+    ['Low Water Mark', humanSize(input.lowWaterBlocks * blockBytes)],
+    ['Pool Health', poolHealth(pool.name, status, input.lowWaterBlocks).health],
   );
   return rows;
 }

@@ -10,6 +10,7 @@ import {
   splitOptionList,
   storageOptions,
 } from '../../src/deviceset/options';
+import { lowWaterBlocks } from '../../src/deviceset/low-water';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -51,6 +52,7 @@ describe('dm.* storage options', () => {
         useDeferredRemoval: null,
         useDeferredDeletion: null,
         minFreeSpacePercent: 10,
+        lowWaterMark: null,
         xfsNospaceMaxRetries: null,
         libdmLogLevel: 2,
         directLvm: null,
@@ -152,6 +154,20 @@ describe('dm.* storage options', () => {
       }
     });
 
+    it('dm.low_water_mark: a share of the data space or a size; by default the in-tree 32768 blocks, at most a tenth', () => {
+      assert.deepEqual(parseOptions(['dm.low_water_mark=15%']).lowWaterMark, { percent: 15 });
+      assert.deepEqual(parseOptions(['dm.low_water_mark=5G']).lowWaterMark, { bytes: 5 * 1024 ** 3 });
+      assert.equal(parseOptions([]).lowWaterMark, null);
+      assert.throws(() => parseOptions(['dm.low_water_mark=100%']), /dm.low_water_mark must be below 100/);
+      assert.throws(() => parseOptions(['dm.low_water_mark=lots']), /invalid size "lots" for dm.low_water_mark/);
+      // 64 KiB blocks (128 sectors)
+      assert.equal(lowWaterBlocks(parseOptions([]), 1_000_000, 128), 32768);
+      assert.equal(lowWaterBlocks(parseOptions([]), 6400, 128), 640);
+      assert.equal(lowWaterBlocks(parseOptions(['dm.low_water_mark=15%']), 1000, 128), 150);
+      assert.equal(lowWaterBlocks(parseOptions(['dm.low_water_mark=100M']), 6400, 128), 1600);
+      assert.equal(lowWaterBlocks(parseOptions(['dm.low_water_mark=1T']), 6400, 128), 6400, 'never more than the pool');
+    });
+
     it('dm.min_free_space', () => {
       assert.equal(parseOptions(['dm.min_free_space=5%']).minFreeSpacePercent, 5);
       assert.equal(parseOptions(['dm.min_free_space=0%']).minFreeSpacePercent, 0);
@@ -222,7 +238,7 @@ describe('dm.* storage options', () => {
       assert.deepEqual([...OPTION_NAMES].sort(), [
         'dm.basesize', 'dm.blkdiscard', 'dm.blocksize', 'dm.datadev', 'dm.directlvm_device',
         'dm.directlvm_device_force', 'dm.fs', 'dm.libdm_log_level', 'dm.loopdatasize',
-        'dm.loopmetadatasize', 'dm.metadatadev', 'dm.min_free_space', 'dm.mkfsarg', 'dm.mountopt',
+        'dm.loopmetadatasize', 'dm.low_water_mark', 'dm.metadatadev', 'dm.min_free_space', 'dm.mkfsarg', 'dm.mountopt',
         'dm.override_udev_sync_check', 'dm.thinp_autoextend_percent', 'dm.thinp_autoextend_threshold',
         'dm.thinp_metapercent', 'dm.thinp_percent', 'dm.thinpooldev', 'dm.use_deferred_deletion',
         'dm.use_deferred_removal', 'dm.xfs_nospace_max_retries',

@@ -63,7 +63,7 @@ describe('DeviceSet (VM)', function () {
       assert.equal(rows['Data Space Total'], '4.295GB');
     });
 
-    it('lists the in-tree driver\'s Status rows in its order', async () => {
+    it('lists the in-tree driver\'s Status rows in its order, then dmthin\'s own', async () => {
       assert.deepEqual(
         (await set.status()).map(([label]) => label),
         [
@@ -72,7 +72,7 @@ describe('DeviceSet (VM)', function () {
           'Data Space Used', 'Data Space Total', 'Data Space Available',
           'Metadata Space Used', 'Metadata Space Total', 'Metadata Space Available',
           'Thin Pool Minimum Free Space', 'Deferred Removal Enabled', 'Deferred Deletion Enabled',
-          'Deferred Deleted Device Count', 'Library Version', 'Faulty Device Count',
+          'Deferred Deleted Device Count', 'Library Version', 'Faulty Device Count', 'Low Water Mark', 'Pool Health',
         ],
       );
     });

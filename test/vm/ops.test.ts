@@ -176,3 +176,95 @@ describe('dmthin status, check and gc (VM)', function () {
     assert.equal(report.thinCheck.metadata, path.join(dir, 'state', 'devicemapper', 'metadata'));
   });
 });
+
+// A pool of 400M with a low-water mark of 100M, filled on purpose through a
+// thin volume: warned once, shown in status and docker info, new devices
+// refused while removes and reads work; `dmthin pool grow` brings it back.
+describe('pool health and dmthin pool grow (VM)', function () {
+  let dir = '';
+  let env: NodeJS.ProcessEnv = {};
+  let socket = '';
+  let plugin: PluginProcess | undefined;
+  let volumeDir = '';
+  const MiB = 1024 * 1024;
+  const layer = 'd'.repeat(64);
+  const spare = 'e'.repeat(64);
+
+  before(async function () {
+    requireVm(this);
+    requireRoot(this);
+    dir = await tempHome('ops-full');
+    socket = path.join(dir, 'dmthin.sock');
+    env = {
+      DMTHIN_SOCKET: socket,
+      DMTHIN_ROOT: path.join(dir, 'state'),
+      DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=400M dm.loopmetadatasize=16M dm.basesize=64M dm.fs=ext4 dm.low_water_mark=100M dm.min_free_space=0% dm.blkdiscard=false',
+    };
+    plugin = startPlugin(env);
+    await plugin.waitFor(LISTENING);
+    await post(socket, 'GraphDriver.Init', { Home: path.join(dir, 'docker'), Opts: null });
+    for (const id of [layer, spare]) await post(socket, 'GraphDriver.Create', { ID: id, Parent: '' });
+    await post(socket, 'VolumeDriver.Create', { Name: 'big', Opts: { size: '1G' } });
+    volumeDir = String((await post(socket, 'VolumeDriver.Mount', { Name: 'big', ID: 'm1' }))['Mountpoint']);
+  });
+
+  after(async () => {
+    if (plugin !== undefined) assert.equal((await plugin.stop()).code, 0, plugin.output());
+  });
+
+  it('below the low-water mark: one warning saying what to do, status and docker info say so, creates refused, removes and reads work', async () => {
+    assert.equal((await json<StatusReport>(['status'], env, EXIT.OK)).pool?.health, 'ok');
+    await run('dd', ['if=/dev/zero', `of=${path.join(volumeDir, 'first')}`, 'bs=1M', 'count=300', 'conv=fsync', 'status=none']);
+    await plugin?.waitFor('below its low-water mark');
+
+    const status = await json<StatusReport>(['status'], env, EXIT.PROBLEM);
+    assert.equal(status.pool?.health, 'low_data_space');
+    assert.match(status.pool?.advice ?? '', /dmthin pool grow --data SIZE/);
+    assert.ok((status.pool?.data.free ?? 0) < 100 * MiB);
+    const rows = Object.fromEntries((await post(socket, 'GraphDriver.Status', {}))['Status'] as Array<[string, string]>);
+    assert.equal(rows['Pool Health'], 'low_data_space');
+    assert.equal(rows['Low Water Mark'], '104.9MB');
+
+    for (const [method, body] of [
+      ['GraphDriver.Create', { ID: 'f'.repeat(64), Parent: layer }],
+      ['GraphDriver.CreateReadWrite', { ID: 'f'.repeat(64), Parent: layer }],
+      ['VolumeDriver.Create', { Name: 'more', Opts: { size: '64M' } }],
+    ] as const) {
+      const answer = (await postUnix(socket, method, body)).body;
+      assert.match(String(answer['Err']), /below its low-water mark of 1600 \(dm.low_water_mark\).*removing and reading still work/, method);
+    }
+    assert.deepEqual(await post(socket, 'GraphDriver.Exists', { ID: 'f'.repeat(64) }), { Exists: false });
+    assert.deepEqual(await post(socket, 'GraphDriver.Remove', { ID: spare }), {});
+    const rootfs = String((await post(socket, 'GraphDriver.Get', { ID: layer }))['Dir']);
+    assert.ok((await fsp.readdir(rootfs)).length >= 0);
+    await post(socket, 'GraphDriver.Put', { ID: layer });
+    assert.equal((await fsp.stat(path.join(volumeDir, 'first'))).size, 300 * MiB);
+    assert.equal(plugin?.output().split('\n').filter((l) => l.includes('below its low-water mark') && l.includes('"health"')).length, 1, 'warned once');
+  });
+
+  it('pool grow: data and metadata grow online (dmsetup table and status), health comes back, and a volume writes past the old pool size', async () => {
+    const pool = (await json<StatusReport>(['status'], env, EXIT.PROBLEM)).pool?.name ?? '';
+    const grown = await json<{ before: { data: number; metadata: number }; after: { data: number; metadata: number } }>(['pool', 'grow', '--data', '+400M', '--metadata', '32M'], env, EXIT.OK);
+    assert.equal(grown.before.data, 400 * MiB);
+    assert.equal(grown.after.data, 800 * MiB);
+    assert.ok(grown.after.metadata > grown.before.metadata, JSON.stringify(grown));
+    const table = (await run('dmsetup', ['table', pool])).trim().split(/\s+/);
+    assert.equal(Number(table[1]), (800 * MiB) / 512, 'the table covers the grown file');
+    const words = (await run('dmsetup', ['status', pool])).trim().split(/\s+/);
+    assert.equal(Number((words[4] ?? '').split('/')[1]) * 4096, grown.after.metadata);
+    assert.equal((await fsp.stat(path.join(dir, 'state', 'devicemapper', 'metadata'))).size, 32 * MiB);
+    await plugin?.waitFor('thin pool healthy again');
+    assert.equal((await json<StatusReport>(['status'], env, EXIT.OK)).pool?.health, 'ok');
+
+    assert.deepEqual(await post(socket, 'GraphDriver.Create', { ID: 'f'.repeat(64), Parent: layer }), {});
+    await run('dd', ['if=/dev/zero', `of=${path.join(volumeDir, 'second')}`, 'bs=1M', 'count=200', 'conv=fsync', 'status=none']);
+    assert.equal((await fsp.stat(path.join(volumeDir, 'first'))).size, 300 * MiB, 'nothing lost');
+    assert.equal((await fsp.stat(path.join(volumeDir, 'second'))).size, 200 * MiB, 'written past the old pool size');
+    await post(socket, 'VolumeDriver.Unmount', { Name: 'big', ID: 'm1' });
+
+    const refused = await dmthin(['pool', 'grow', '--data', '100M'], env);
+    assert.equal(refused.code, EXIT.PROBLEM);
+    assert.match(refused.stderr, /--data 100M is smaller than the \d+ bytes it has: a pool only grows/);
+    assert.equal((await dmthin(['pool', 'grow'], env)).code, EXIT.USAGE);
+  });
+});
