@@ -6,6 +6,7 @@ import path from 'node:path';
 import Ajv, { type JSONSchemaType } from 'ajv';
 import { parseOptions, splitOptionList } from './deviceset';
 import { parseSize } from './deviceset/options';
+import type { MetricsAddress } from './admin/metrics';
 import { DmthinError } from './shared/errors';
 import type { LogFormat, LogLevel } from './shared/log';
 
@@ -30,6 +31,8 @@ export interface Settings {
   volumeKind: VolumeKind;
   /** bytes: a thin volume's size when -o size is not given */
   volumeSize: number;
+  /** where Prometheus metrics are served (DMTHIN_METRICS); null: not at all */
+  metrics: MetricsAddress | null;
 }
 
 export interface DriverSwitches {
@@ -56,6 +59,7 @@ interface RawSettings {
   DMTHIN_VOLUME_SIZE: string;
   DMTHIN_GRAPHDRIVER: 'on' | 'off';
   DMTHIN_VOLUMEDRIVER: 'on' | 'off';
+  DMTHIN_METRICS: string;
 }
 
 // An absolute path without NUL; unix sockets take at most 107 bytes.
@@ -75,8 +79,10 @@ const schema: JSONSchemaType<RawSettings> = {
     DMTHIN_VOLUME_SIZE: { type: 'string', maxLength: 64 },
     DMTHIN_GRAPHDRIVER: { type: 'string', enum: ['on', 'off'] },
     DMTHIN_VOLUMEDRIVER: { type: 'string', enum: ['on', 'off'] },
+    // off, a unix socket, or a loopback port: metrics are never served to the network.
+    DMTHIN_METRICS: { type: 'string', pattern: '^(off|/[^\\u0000]*|(127\\.0\\.0\\.1|localhost|\\[::1\\]):[0-9]{1,5})$', maxLength: 107 },
   },
-  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_LOG_FORMAT', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE', 'DMTHIN_GRAPHDRIVER', 'DMTHIN_VOLUMEDRIVER'],
+  required: ['DMTHIN_ROOT', 'DMTHIN_SOCKET', 'DMTHIN_SNAPSHOTTER_SOCKET', 'DMTHIN_STORAGE_OPTS', 'DMTHIN_LOG_LEVEL', 'DMTHIN_LOG_FORMAT', 'DMTHIN_VOLUME_KIND', 'DMTHIN_VOLUME_SIZE', 'DMTHIN_GRAPHDRIVER', 'DMTHIN_VOLUMEDRIVER', 'DMTHIN_METRICS'],
   additionalProperties: false,
 };
 
@@ -95,6 +101,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     DMTHIN_VOLUME_SIZE: '10G',
     DMTHIN_GRAPHDRIVER: 'on',
     DMTHIN_VOLUMEDRIVER: 'on',
+    DMTHIN_METRICS: OFF,
   };
   for (const key of Object.keys(schema.properties)) {
     const value = env[key];
@@ -136,5 +143,16 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     logFormat: raw.DMTHIN_LOG_FORMAT,
     volumeKind: raw.DMTHIN_VOLUME_KIND,
     volumeSize,
+    metrics: metricsAddress(raw.DMTHIN_METRICS),
   };
+}
+
+/** DMTHIN_METRICS, checked by the schema: off, /a/socket, or HOST:PORT on the loopback. */
+function metricsAddress(value: string): MetricsAddress | null {
+  if (value === OFF) return null;
+  if (value.startsWith('/')) return { socket: value };
+  const colon = value.lastIndexOf(':');
+  const port = Number(value.slice(colon + 1));
+  if (port < 1 || port > 65535) throw new DmthinError('ECONFIG', `DMTHIN_METRICS ${JSON.stringify(value)}: the port must be 1 to 65535`);
+  return { host: value.slice(0, colon).replace(/^\[|\]$/g, ''), port };
 }

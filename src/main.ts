@@ -9,6 +9,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import { Metrics, serveMetrics, type MetricsAddress } from './admin/metrics';
 import { PoolMonitor } from './admin/pool-monitor';
 import { withAdminRoutes } from './admin/routes';
 import { exitCodeFor } from './cli/exit';
@@ -56,6 +57,18 @@ async function startSnapshotter(settings: Settings, holder: DeviceSetHolder, log
   }
 }
 
+/** Prometheus metrics on their own socket or port; failing to serve them leaves everything else served. */
+async function startMetrics(metrics: Metrics, address: MetricsAddress, log: Logger): Promise<Server | null> {
+  try {
+    const server = await serveMetrics(metrics, address, log);
+    log.info('serving metrics', { at: 'socket' in address ? address.socket : `${address.host}:${address.port}`, path: '/metrics' });
+    return server;
+  } catch (err) {
+    log.error('cannot serve metrics; the plugin is served', { address, err: String(err) });
+    return null;
+  }
+}
+
 /** Runs the daemon until SIGTERM or SIGINT; resolves to the process's exit code. */
 export async function serve(): Promise<number> {
   let settings: Settings;
@@ -96,8 +109,11 @@ export async function serve(): Promise<number> {
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
   const { drivers } = settings;
   const admin = { holder, volumeDevices: () => volumes.ownedDeviceHashes(), log, root: settings.root, socket: settings.socket };
+  const metrics = settings.metrics === null ? null : new Metrics(holder);
+  const plugin = withAdminRoutes(createApp({ graph, volumes, log, drivers, ...(metrics === null ? {} : { onError: metrics.onError }) }), admin);
   // Neither driver served (DMTHIN_GRAPHDRIVER=off DMTHIN_VOLUMEDRIVER=off): no plugin socket at all, and no admin calls.
-  const server = drivers.graph || drivers.volume ? await listenOnSocket(withAdminRoutes(createApp({ graph, volumes, log, drivers }), admin), settings.socket) : null;
+  const server = drivers.graph || drivers.volume ? await listenOnSocket(metrics === null ? plugin : metrics.instrument(plugin), settings.socket) : null;
+  const metricsServer = metrics === null || settings.metrics === null ? null : await startMetrics(metrics, settings.metrics, log);
   const snapshots = await startSnapshotter(settings, holder, log);
   if (server === null && snapshots === null) {
     log.error('nothing to serve: both drivers are turned off and the containerd snapshotter could not start');
@@ -119,6 +135,7 @@ export async function serve(): Promise<number> {
   log.info('shutting down: finishing requests in flight');
   if (server !== null) await close(server);
   monitor.stop();
+  if (metricsServer !== null) await close(metricsServer);
   await snapshots?.close();
   await volumes.shutdown();
   // Layers dockerd still holds (Get without Put: running containers) stay

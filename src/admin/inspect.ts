@@ -76,7 +76,7 @@ function poolReport(set: DeviceSet, s: Survey): PoolReport {
 }
 
 /** base, layers, containers (read-write layers and their -init), volumes or snapshotter. */
-function kindOf(hash: string, hashes: ReadonlySet<string>): 'base' | 'layers' | 'containers' | 'volumes' | 'snapshotter' {
+export function kindOf(hash: string, hashes: ReadonlySet<string>): 'base' | 'layers' | 'containers' | 'volumes' | 'snapshotter' {
   if (hash === '') return 'base';
   if (hash.startsWith(VOLUME_PREFIX)) return 'volumes';
   if (hash.startsWith(SNAPSHOT_PREFIX)) return 'snapshotter';

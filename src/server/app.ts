@@ -27,6 +27,8 @@ export interface AppDeps {
   log: Logger;
   /** which drivers are served; all by default */
   drivers?: DriverSwitches;
+  /** told the code of every call that fails with a thrown error (the metrics count them) */
+  onError?: (req: IncomingMessage, code: string) => void;
 }
 
 type Handler = (body: LayerBody) => Promise<object> | object;
@@ -145,18 +147,26 @@ export function createApp(deps: AppDeps): PluginApp {
   });
 
   /** Why a call failed, as its Err answer; unexpected failures are logged. */
-  const errorMessage = (method: string, err: unknown): string => {
+  const errorMessage = (method: string, err: unknown, req: IncomingMessage): string => {
     const bodyError = (err as { type?: string }).type;
-    if (err instanceof SyntaxError || bodyError === 'entity.parse.failed') return `${method}: malformed JSON body`;
+    if (err instanceof SyntaxError || bodyError === 'entity.parse.failed') {
+      deps.onError?.(req, 'EBADJSON');
+      return `${method}: malformed JSON body`;
+    }
     // body-parser's own refusals: too large, bad encoding, aborted.
-    if (bodyError !== undefined) return `${method}: ${err instanceof Error ? err.message : String(err)}`;
+    if (bodyError !== undefined) {
+      deps.onError?.(req, 'EBADREQUEST');
+      return `${method}: ${err instanceof Error ? err.message : String(err)}`;
+    }
     const message = err instanceof Error ? err.message : String(err);
-    log.warn('request failed', { method, code: (err as { code?: string }).code, err: message });
+    const code = (err as { code?: string }).code;
+    log.warn('request failed', { method, code, err: message });
+    deps.onError?.(req, typeof code === 'string' ? code : 'EUNKNOWN');
     return message;
   };
 
   // Malformed JSON and every thrown error end here, as an Err answer.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => fail(res, errorMessage(req.path.slice(1), err)));
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => fail(res, errorMessage(req.path.slice(1), err, req)));
 
   const plugin = (req: IncomingMessage, res: ServerResponse): void => {
     const handler = req.method === 'POST' ? routes.get(req.url ?? '') : undefined;
@@ -183,7 +193,7 @@ export function createApp(deps: AppDeps): PluginApp {
           res.destroy();
           return;
         }
-        answer({ Err: errorMessage(method, err) });
+        answer({ Err: errorMessage(method, err, req) });
       });
   };
   return Object.assign(plugin, { express: app });

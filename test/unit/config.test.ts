@@ -28,6 +28,7 @@ describe('settings (DMTHIN_*)', () => {
       logFormat: 'auto',
       volumeKind: 'auto',
       volumeSize: 10 * GiB,
+      metrics: null,
     });
   });
 
@@ -53,6 +54,9 @@ describe('settings (DMTHIN_*)', () => {
     assert.equal(loadSettings({ DMTHIN_SNAPSHOTTER_SOCKET: 'off' }).snapshotterSocket, null);
     assert.deepEqual(loadSettings({ DMTHIN_GRAPHDRIVER: 'off' }).drivers, { graph: false, volume: true });
     assert.deepEqual(loadSettings({ DMTHIN_VOLUMEDRIVER: 'off', DMTHIN_GRAPHDRIVER: 'on' }).drivers, { graph: true, volume: false });
+    assert.deepEqual(loadSettings({ DMTHIN_METRICS: '/run/dmthin/metrics.sock' }).metrics, { socket: '/run/dmthin/metrics.sock' });
+    assert.deepEqual(loadSettings({ DMTHIN_METRICS: '127.0.0.1:9323' }).metrics, { host: '127.0.0.1', port: 9323 });
+    assert.deepEqual(loadSettings({ DMTHIN_METRICS: '[::1]:9323' }).metrics, { host: '::1', port: 9323 });
   });
 
   it('refuses bad values, naming the variable', () => {
@@ -65,6 +69,8 @@ describe('settings (DMTHIN_*)', () => {
     rejects({ DMTHIN_LOG_LEVEL: 'loud' }, /^DMTHIN_LOG_LEVEL "loud" must be one of error, warn, info, debug$/);
     rejects({ DMTHIN_LOG_FORMAT: 'xml' }, /^DMTHIN_LOG_FORMAT "xml" must be one of auto, text, json$/);
     rejects({ DMTHIN_VOLUME_KIND: 'lvm' }, /^DMTHIN_VOLUME_KIND "lvm" must be one of auto, thin, plain$/);
+    rejects({ DMTHIN_METRICS: '0.0.0.0:9323' }, /^DMTHIN_METRICS "0.0.0.0:9323" must match pattern/);
+    rejects({ DMTHIN_METRICS: 'localhost:0' }, /^DMTHIN_METRICS "localhost:0": the port must be 1 to 65535/);
     rejects({ DMTHIN_VOLUME_SIZE: 'big' }, /^DMTHIN_VOLUME_SIZE: invalid size "big"/);
     rejects({ DMTHIN_STORAGE_OPTS: 'dm.basesize=10G dm.nosuch=1' }, /^DMTHIN_STORAGE_OPTS: unknown storage option dm\.nosuch$/);
   });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { CheckReport, GcReport, StatusReport } from '../../src/admin/reports';
 import { EXIT } from '../../src/cli/exit';
@@ -40,6 +41,19 @@ async function json<T>(args: string[], env: NodeJS.ProcessEnv, expectedCode: num
   return JSON.parse(r.stdout) as T;
 }
 
+/** GET /metrics on a unix socket, as Prometheus scrapes it. */
+function scrapeMetrics(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, path: '/metrics', method: 'GET' }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`metrics: HTTP ${res.statusCode ?? 0}: ${text}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function post(socket: string, method: string, body: unknown): Promise<Record<string, unknown>> {
   const answer = (await postUnix(socket, method, body)).body;
   assert.equal(answer['Err'], undefined, `${method}: ${String(answer['Err'])}`);
@@ -65,6 +79,7 @@ describe('dmthin status, check and gc (VM)', function () {
       DMTHIN_SOCKET: socket,
       DMTHIN_ROOT: path.join(dir, 'state'),
       DMTHIN_STORAGE_OPTS: 'dm.loopdatasize=2G dm.loopmetadatasize=64M dm.basesize=512M dm.fs=ext4',
+      DMTHIN_METRICS: path.join(dir, 'metrics.sock'),
     };
     plugin = startPlugin(env);
     await plugin.waitFor(LISTENING);
@@ -103,6 +118,17 @@ describe('dmthin status, check and gc (VM)', function () {
     assert.deepEqual(status.devices, { base: 1, layers: 1, containers: 2, volumes: 1, snapshotter: 0, orphans: 0, faulty: 0, deferredDeletions: 0, mounted: 0 });
     assert.equal(status.options?.['baseSize'], 512 * 1024 * 1024);
     assert.equal(typeof status.options?.['deferredRemovalInEffect'], 'boolean');
+
+    // The metrics endpoint shows the same pool, and the same devices.
+    const metrics = await scrapeMetrics(path.join(dir, 'metrics.sock'));
+    assert.match(metrics, new RegExp(`^dmthin_pool_data_bytes\\{state="total"\\} ${status.pool.data.total}$`, 'm'));
+    assert.match(metrics, new RegExp(`^dmthin_pool_metadata_bytes\\{state="total"\\} ${status.pool.metadata.total}$`, 'm'));
+    assert.match(metrics, /^dmthin_pool_health\{health="ok"\} 1$/m);
+    assert.match(metrics, /^dmthin_pool_available 1$/m);
+    for (const [kind, count] of [['base', 1], ['layers', 1], ['containers', 2], ['volumes', 1]] as const) {
+      assert.match(metrics, new RegExp(`^dmthin_devices\\{kind="${kind}"\\} ${count}$`, 'm'));
+    }
+    assert.match(metrics, /^dmthin_requests_total\{endpoint="GraphDriver.CreateReadWrite"\} 2$/m);
 
     const text = await dmthin(['status'], env);
     assert.equal(text.code, EXIT.OK, text.stderr);
