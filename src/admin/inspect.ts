@@ -34,6 +34,8 @@ interface Survey {
   lowWaterBlocks: number;
   records: DeviceRecord[];
   inPool: Set<number>;
+  /** why the pool's thin ids could not be listed (a read-only pool refuses a metadata snapshot); '' when they were */
+  listError: string;
   /** active dm devices of this set, the pool excluded */
   active: DmListEntry[];
 }
@@ -42,10 +44,18 @@ async function survey(set: DeviceSet): Promise<Survey> {
   const status = await thin.poolStatus(set.pool.name);
   const [target] = await dm.table(set.pool.name);
   const params = target?.params.split(' ') ?? [];
-  const inPool = status.failed ? new Set<number>() : await listThinIds(set.pool);
+  let inPool = new Set<number>();
+  let listError = status.failed ? 'the pool has failed' : '';
+  if (!status.failed) {
+    try {
+      inPool = await listThinIds(set.pool);
+    } catch (err) {
+      listError = err instanceof Error ? err.message : String(err);
+    }
+  }
   const active = (await dm.list()).filter((d) => d.name.startsWith(`${set.prefix}-`) && d.name !== set.pool.name);
   const blockSize = Number(params[2] ?? 128);
-  return { status, blockSize, lowWaterBlocks: lowWaterBlocks(set.options, status.totalDataBlocks, blockSize), records: set.deviceRecords(), inPool, active };
+  return { status, blockSize, lowWaterBlocks: lowWaterBlocks(set.options, status.totalDataBlocks, blockSize), records: set.deviceRecords(), inPool, listError, active };
 }
 
 function space(used: number, total: number): SpaceUse {
@@ -96,7 +106,9 @@ function findProblems(set: DeviceSet, s: Survey, volumeDevices: ReadonlySet<stri
   const unreadable = faulty.some((f) => f.reason.startsWith('metadata unreadable'));
 
   const named = new Set(s.records.map((r) => r.deviceId));
-  if (!s.status.failed) {
+  if (s.listError !== '') {
+    problems.push({ kind: 'pool-health', object: set.pool.name, detail: `cannot list the pool's thin devices, so orphans and missing devices are not checked: ${s.listError}`, gc: false });
+  } else {
     for (const r of s.records) {
       if (!s.inPool.has(r.deviceId)) {
         problems.push({ kind: 'missing-thin', object: r.hash || 'base', detail: `metadata names thin device ${r.deviceId}, which pool ${set.pool.name} does not have`, gc: false });
