@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs } from '../../src/devmapper';
-import { Dockerd } from './dockerd';
+import { DOCKERD_20, Dockerd, type Engine } from './dockerd';
 import { run } from './exec';
 import { DmthinProcess } from './plugin-process';
 import { NET_BIND_CAPABILITY, writeBaseImageTar } from './workload-image';
@@ -74,6 +74,9 @@ export interface GraphDriverInfo {
 
 /** The workload's steps on one daemon; outputs land in `out`. */
 export class Workload {
+  /** what save() wrote, for load() */
+  private saved: { file: string; id: string } | undefined;
+
   constructor(
     readonly daemon: Dockerd,
     readonly out: string,
@@ -123,7 +126,22 @@ export class Workload {
   async save(): Promise<string> {
     const file = path.join(this.out, 'save.tar');
     await this.docker('save', '-o', file, IMAGES.committed);
+    this.saved = { file, id: await this.imageId(IMAGES.committed) };
     return file;
+  }
+
+  /**
+   * `docker load` of what save() wrote, once rmi() has removed the image;
+   * resolves to the image ID before the save and after the load.
+   */
+  async load(): Promise<{ saved: string; loaded: string }> {
+    if (this.saved === undefined) throw new Error('load() needs a save() first');
+    await this.docker('load', '-i', this.saved.file);
+    return { saved: this.saved.id, loaded: await this.imageId(IMAGES.committed) };
+  }
+
+  async imageId(tag: string): Promise<string> {
+    return (await this.docker('image', 'inspect', '--format', '{{.Id}}', tag)).trim();
   }
 
   /** An exited container with a file in its own layer, to outlive a daemon restart. */
@@ -205,12 +223,34 @@ export async function unpackSave(file: string, dir: string): Promise<SavedImage>
 
 /** The same for both drivers; the last one is what the in-tree driver needs in a VM without udev. */
 export const STORAGE_OPTS = ['dm.loopdatasize=8G', 'dm.loopmetadatasize=256M', 'dm.basesize=1G', 'dm.override_udev_sync_check=true'];
+const DOCKERD_STORAGE_OPTS = STORAGE_OPTS.flatMap((o) => ['--storage-opt', o]);
+
+/** The reference side: dockerd 20.10 on Docker's in-tree devicemapper driver (gone from 25 on), in `dir`. */
+export function inTreeWorkload(dir: string, assets: WorkloadAssets): Workload {
+  const daemon = new Dockerd(dir, { driver: 'devicemapper', args: ['--storage-driver=devicemapper', ...DOCKERD_STORAGE_OPTS] });
+  return new Workload(daemon, dir, assets);
+}
 
 /**
- * The two sides of the comparison in one VM: dmthin as a plain process on
- * its legacy socket under a dockerd started with `--experimental -s
- * dmthin`, and a dockerd on the in-tree devicemapper driver, each with
- * its own data-root and the same storage options.
+ * dmthin as a plain process on its legacy socket, state in `dir`. It opens
+ * its pool when it starts, before dockerd's Init: it gets the options
+ * too, as an operator sets them, so Init changes nothing.
+ */
+export function dmthinPlugin(dir: string): DmthinProcess {
+  const pluginOpts = [process.env['DMTHIN_STORAGE_OPTS'] ?? '', ...STORAGE_OPTS].join(' ').trim();
+  return new DmthinProcess(path.join(dir, 'dmthin-root'), path.join(dir, 'dmthin.log'), { DMTHIN_STORAGE_OPTS: pluginOpts });
+}
+
+/** A dockerd of `engine` started with `--experimental -s dmthin` and the in-tree side's options, in `dir`. */
+export function dmthinWorkload(dir: string, assets: WorkloadAssets, engine: Engine = DOCKERD_20): Workload {
+  const daemon = new Dockerd(dir, { driver: 'dmthin', args: ['--experimental', '-s', 'dmthin', ...DOCKERD_STORAGE_OPTS] }, engine);
+  return new Workload(daemon, dir, assets);
+}
+
+/**
+ * The two sides of the comparison in one VM, both on dockerd 20.10:
+ * dmthin (dmthinPlugin and dmthinWorkload) and the in-tree driver, each
+ * with its own data-root and the same storage options.
  */
 export class DriverPair {
   readonly plugin: DmthinProcess;
@@ -218,15 +258,9 @@ export class DriverPair {
   readonly dmthin: Workload;
 
   constructor(top: string, assets: WorkloadAssets) {
-    const opts = STORAGE_OPTS.flatMap((o) => ['--storage-opt', o]);
-    // The plugin opens its pool when it starts, before dockerd's Init: it
-    // gets the options too, as an operator sets them, so Init changes nothing.
-    const pluginOpts = [process.env['DMTHIN_STORAGE_OPTS'] ?? '', ...STORAGE_OPTS].join(' ').trim();
-    this.plugin = new DmthinProcess(path.join(top, 'dmthin-root'), path.join(top, 'dmthin.log'), { DMTHIN_STORAGE_OPTS: pluginOpts });
-    const inTree = new Dockerd(path.join(top, 'in-tree'), { driver: 'devicemapper', args: ['--storage-driver=devicemapper', ...opts] });
-    const dmthin = new Dockerd(path.join(top, 'dmthin'), { driver: 'dmthin', args: ['--experimental', '-s', 'dmthin', ...opts] });
-    this.inTree = new Workload(inTree, inTree.dir, assets);
-    this.dmthin = new Workload(dmthin, dmthin.dir, assets);
+    this.plugin = dmthinPlugin(top);
+    this.inTree = inTreeWorkload(path.join(top, 'in-tree'), assets);
+    this.dmthin = dmthinWorkload(path.join(top, 'dmthin'), assets);
   }
 
   get daemons(): Dockerd[] {
