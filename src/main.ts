@@ -15,15 +15,14 @@ import { withAdminRoutes } from './admin/routes';
 import { exitCodeFor } from './cli/exit';
 import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
-import { DeviceSetHolder } from './deviceset';
-import { DeviceSetDriver, VOLUME_DEVICE_PREFIX } from './graphdriver/driver';
+import { deviceOwner, DeviceSetHolder } from './deviceset';
+import { DeviceSetDriver } from './graphdriver/driver';
 import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
 import { errorText } from './shared/errors';
 import { createLogger, dmLevel, type Logger } from './shared/log';
 import { createApp } from './server/app';
 import { listenOnSocket } from './server/listen';
 import { listenSnapshotter, type SnapshotServer } from './snapshotter/server';
-import { SNAPSHOT_DEVICE_PREFIX } from './snapshotter/records';
 import { Snapshotter } from './snapshotter/snapshotter';
 import { VolumeStore } from './volume/store';
 
@@ -94,9 +93,9 @@ export async function serve(): Promise<number> {
   // belongs to a running container: adopted, not unmounted.
   const home = restored?.home;
   const adoptLeftMount = (hash: string, target: string): boolean =>
-    home !== undefined && !hash.startsWith(VOLUME_DEVICE_PREFIX) && target === path.join(home, 'mnt', hash);
+    home !== undefined && deviceOwner(hash) === 'layer' && target === path.join(home, 'mnt', hash);
   // containerd mounts the snapshotter's devices itself: their mounts are never dmthin's to clean up.
-  const mountedByOthers = (hash: string): boolean => hash.startsWith(SNAPSHOT_DEVICE_PREFIX);
+  const mountedByOthers = (hash: string): boolean => deviceOwner(hash) === 'snapshot';
   const holder = new DeviceSetHolder({ root: settings.root, pluginOptions: settings.storageOpts, log, adoptLeftMount, mountedByOthers });
   const { root, mountRoot, volumeKind, volumeSize } = settings;
   const volumes = new VolumeStore({ root, mountRoot, volumeKind, volumeSize, pool: holder, log });
@@ -141,7 +140,7 @@ export async function serve(): Promise<number> {
   // Layers dockerd still holds (Get without Put: running containers) stay
   // mounted, so that a plugin restarted under dockerd serves them as they
   // are; dockerd's GraphDriver.Cleanup is what unmounts them all.
-  await holder.shutdown({ keepMounted: (hash) => !hash.startsWith(VOLUME_DEVICE_PREFIX) });
+  await holder.shutdown({ keepMounted: (hash) => deviceOwner(hash) === 'layer' });
   log.info('stopped');
   return 0;
 }

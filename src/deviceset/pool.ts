@@ -215,3 +215,32 @@ async function thinLs(pool: Pool, fields: readonly string[]): Promise<number[][]
     await thin.releaseMetadataSnap(pool.name);
   }
 }
+
+/** Refuses a new device when the pool is failed, read-only, full, below its low-water mark, or below dm.min_free_space. */
+export async function checkFreeSpace(pool: Pool, options: Pick<DeviceSetOptions, 'lowWaterMark' | 'minFreeSpacePercent'>): Promise<void> {
+  const s = await thin.poolStatus(pool.name);
+  if (s.failed) throw new DmthinError('EPOOLFAILED', `thin pool ${pool.name} has failed`);
+  if (s.needsCheck) throw new DmthinError('EPOOLCHECK', `thin pool ${pool.name} needs a metadata check (thin_check)`);
+  if (s.mode === 'ro') throw new DmthinError('EPOOLRO', `thin pool ${pool.name} is read-only (metadata space exhausted or an error); it needs repair`);
+  if (s.mode === 'out_of_data_space') throw new DmthinError('ENOSPC', `thin pool ${pool.name} is out of data space; free some or grow the pool`);
+  const freeBlocks = s.totalDataBlocks - s.usedDataBlocks;
+  const lowWater = lowWaterBlocks(options, s.totalDataBlocks, await poolBlockSize(pool));
+  if (freeBlocks < lowWater) {
+    throw new DmthinError(
+      'ENOSPC',
+      `thin pool ${pool.name} has ${freeBlocks} free data blocks, below its low-water mark of ${lowWater} (dm.low_water_mark): no new layers, containers or volumes until it is grown (dmthin pool grow --data SIZE, or lvextend) or space is freed; removing and reading still work`,
+    );
+  }
+  const pct = options.minFreeSpacePercent;
+  if (pct === 0) return;
+  const minData = Math.max(1, Math.floor((s.totalDataBlocks * pct) / 100));
+  const freeData = s.totalDataBlocks - s.usedDataBlocks;
+  if (freeData < minData) {
+    throw new DmthinError('ENOSPC', `thin pool ${pool.name} has ${freeData} free data blocks, less than the ${minData} that dm.min_free_space=${pct}% requires; free space in the pool or lower dm.min_free_space`);
+  }
+  const minMeta = Math.max(1, Math.floor((s.totalMetadataBlocks * pct) / 100));
+  const freeMeta = s.totalMetadataBlocks - s.usedMetadataBlocks;
+  if (freeMeta < minMeta) {
+    throw new DmthinError('ENOSPC', `thin pool ${pool.name} has ${freeMeta} free metadata blocks, less than the ${minMeta} that dm.min_free_space=${pct}% requires`);
+  }
+}

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { DeviceSet } from '../deviceset';
+import { deviceOwner, foreignLayerId, type DeviceSet } from '../deviceset';
 import type { DeviceSetHolder } from '../deviceset/holder';
 import { parseSize } from '../deviceset/options';
 import { DmthinError } from '../shared/errors';
@@ -16,9 +16,6 @@ import { changes, rawChanges, rawChangesSize, type Change } from './changes';
 import { exportRawChanges } from './diff';
 import { saveInitRecord, type InitRecord } from './init-record';
 import type { CreateRequest, GraphCapabilities, GraphDriverApi } from './types';
-
-/** Device hashes with this prefix are the volume store's thin volumes, never layers. */
-export const VOLUME_DEVICE_PREFIX = 'vol-';
 
 export interface DeviceSetDriverConfig {
   holder: DeviceSetHolder;
@@ -84,7 +81,7 @@ export class DeviceSetDriver implements GraphDriverApi {
     const set = await this.config.holder.tryReady();
     if (set === null) return;
     for (const hash of set.mountedDevices()) {
-      if (hash.startsWith(VOLUME_DEVICE_PREFIX)) continue;
+      if (deviceOwner(hash) !== 'layer') continue;
       while (set.isMounted(hash)) await set.unmountDevice(hash);
     }
   }
@@ -172,9 +169,8 @@ export class DeviceSetDriver implements GraphDriverApi {
   private async deviceSet(...ids: string[]): Promise<DeviceSet> {
     this.initializedHome();
     for (const id of ids) {
-      if (id.startsWith(VOLUME_DEVICE_PREFIX)) {
-        throw new DmthinError('EINVALIDID', `invalid layer id ${JSON.stringify(id.slice(0, 120))}: ids starting with ${VOLUME_DEVICE_PREFIX} are dmthin's volumes`);
-      }
+      const foreign = foreignLayerId(id);
+      if (foreign !== null) throw new DmthinError('EINVALIDID', `invalid layer id ${JSON.stringify(id.slice(0, 120))}: ${foreign}`, { subject: id });
     }
     return this.config.holder.ready();
   }

@@ -8,14 +8,12 @@
 // `ready`, and `removing` (written before its device is deleted).
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { SNAPSHOT_DEVICE_PREFIX } from '../deviceset/namespaces';
 import { removeFileDurably, writeFileAtomic } from '../shared/atomic-file';
 import { DmthinError } from '../shared/errors';
 
 export type SnapshotKind = 'active' | 'view' | 'committed';
 export type RecordState = 'preparing' | 'ready' | 'removing';
-
-/** The DeviceSet hash prefix of snapshot devices; volumes use 'vol-', layers 64 hex digits. */
-export const SNAPSHOT_DEVICE_PREFIX = 'snap-';
 
 export interface SnapshotRecord {
   id: number;

@@ -10,13 +10,13 @@
 // one key space per `snapshotter` value (`space`). Changes run one at a
 // time; reads (Stat, List, Mounts, Usage) do not wait for them.
 import path from 'node:path';
-import type { DeviceSet, DeviceSetHolder } from '../deviceset';
+import { SNAPSHOT_DEVICE_PREFIX, type DeviceSet, type DeviceSetHolder } from '../deviceset';
 import { failpoint } from '../shared/failpoint';
 import { DmthinError } from '../shared/errors';
 import { Mutex } from '../shared/lock';
 import type { Logger } from '../shared/log';
 import { nowNanos } from './clock';
-import { deviceHash, idOfDeviceHash, RecordStore, SNAPSHOT_DEVICE_PREFIX, type SnapshotKind, type SnapshotRecord } from './records';
+import { deviceHash, idOfDeviceHash, RecordStore, type SnapshotKind, type SnapshotRecord } from './records';
 import { parseFilters } from './filters';
 
 /** The device every snapshot without a parent is a snapshot of. */

@@ -5,7 +5,7 @@
 // and its words, so a name refused by one is refused by the other alike.
 import { createHash } from 'node:crypto';
 import { DmthinError } from '../shared/errors';
-import { VOLUME_DEVICE_PREFIX } from '../graphdriver/driver';
+import { VOLUME_DEVICE_PREFIX } from '../deviceset/namespaces';
 
 export const MAX_NAME_LENGTH = 255;
 /** Docker's names.RestrictedNameChars, as its message quotes it. */

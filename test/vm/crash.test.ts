@@ -134,39 +134,46 @@ describe('crash safety (VM)', function () {
   }
 
   const addPoints = [
-    'add:transaction-opened',
-    'add:id-chosen',
-    'add:snapshot-taken',
-    'add:thin-created',
-    'add:record-saved',
-    'add:changed',
-    'add:transaction-id-set',
-    'add:transaction-closed',
+    'add-device:transaction-opened',
+    'add-device:id-chosen',
+    'add-device:snapshot-taken',
+    'add-device:thin-created',
+    'add-device:record-saved',
+    'add-device:changed',
+    'add-device:transaction-id-set',
+    'add-device:transaction-closed',
   ];
   for (const point of addPoints) {
     it(`AddDevice killed at ${point}`, () => killAt(point, ['add', `a-${point.split(':')[1] ?? ''}`, 'keep-1']));
   }
 
-  for (const point of ['add:origin-suspended', 'add:snapshot-taken']) {
+  for (const point of ['add-device:origin-suspended', 'add-device:snapshot-taken']) {
     it(`AddDevice of a mounted origin killed at ${point}`, () => killAt(point, ['add', `m-${point.split(':')[1] ?? ''}`, 'keep-2', '--mount-parent']));
   }
 
-  for (const point of ['add:grow-mounted', 'add:grown']) {
+  for (const point of ['add-device:grow-mounted', 'add-device:grown']) {
     it(`AddDevice with a bigger size killed at ${point}`, () => killAt(point, ['add', `g-${point.split(':')[1] ?? ''}`, 'keep-1', String(768 * MiB)]));
   }
 
-  const createPoints = ['add:transaction-opened', 'add:thin-created', 'create:record-saved', 'create:formatted', 'add:changed', 'add:transaction-id-set'];
+  const createPoints = [
+    'create-device:transaction-opened',
+    'create-device:thin-created',
+    'create-device:record-saved',
+    'create-device:formatted',
+    'create-device:changed',
+    'create-device:transaction-id-set',
+  ];
   for (const point of createPoints) {
     it(`CreateDevice (own filesystem) killed at ${point}`, () => killAt(point, ['create', `vol-${point.split(':')[1] ?? ''}`]));
   }
 
   const deletePoints = [
-    'delete:transaction-opened',
-    'delete:discarded',
-    'delete:deactivated',
-    'delete:thin-deleted',
-    'delete:record-removed',
-    'delete:transaction-id-set',
+    'delete-device:transaction-opened',
+    'delete-device:discarded',
+    'delete-device:deactivated',
+    'delete-device:thin-deleted',
+    'delete-device:record-removed',
+    'delete-device:transaction-id-set',
   ];
   for (const point of deletePoints) {
     it(`DeleteDevice killed at ${point}`, async () => {

@@ -130,7 +130,7 @@ describe('volume crash safety (VM)', function () {
 
   const slug = (point: string): string => point.replace(/^volume:/, '').replace(/[^a-z]+/g, '-');
 
-  for (const point of ['volume:create:staged', 'create:formatted', 'volume:create:device-made', 'volume:create:renamed']) {
+  for (const point of ['volume:create:staged', 'create-device:formatted', 'volume:create:device-made', 'volume:create:renamed']) {
     it(`a thin create killed at ${point}`, async () => {
       const name = `n-${slug(point)}`;
       // The rename is the commit: from there on the volume is whole.
@@ -139,7 +139,7 @@ describe('volume crash safety (VM)', function () {
     });
   }
 
-  for (const point of ['add:origin-suspended', 'volume:create:renamed']) {
+  for (const point of ['add-device:origin-suspended', 'volume:create:renamed']) {
     it(`a clone of a mounted volume killed at ${point}`, async () => {
       const name = `c-${slug(point)}`;
       const made: [string, string] | undefined = point === 'volume:create:renamed' ? [name, 'src.txt'] : undefined;
@@ -150,9 +150,9 @@ describe('volume crash safety (VM)', function () {
     });
   }
 
-  // delete:discarded comes after a kill that leaves no orphan device: the
-  // start that checks it must not reach a delete:* failpoint while reconciling.
-  for (const point of ['volume:remove:renamed', 'volume:remove:device-deleted', 'delete:discarded']) {
+  // delete-device:discarded comes after a kill that leaves no orphan device: the
+  // start that checks it must not reach a delete-device:* failpoint while reconciling.
+  for (const point of ['volume:remove:renamed', 'volume:remove:device-deleted', 'delete-device:discarded']) {
     it(`a remove killed at ${point}`, async () => {
       const name = `r-${slug(point)}`;
       // Once Remove has begun, the restart finishes it, whatever the step.
