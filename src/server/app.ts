@@ -1,7 +1,10 @@
-// The plugin's HTTP API: Plugin.Activate, GraphDriver.* and VolumeDriver.*
-// (volume-routes.ts), as dockerd 20.10 calls them. Every answer is HTTP 200 with a JSON body, an error
-// as {"Err": "..."} (dockerd then uses the message verbatim). Requests
-// carry no Content-Type, so bodies are parsed as JSON whatever they say.
+// The plugin's HTTP API: Plugin.Activate here (naming the drivers that
+// drivers.ts says are served), GraphDriver.* in
+// graphdriver-routes.ts, VolumeDriver.* in volume-routes.ts, each protocol
+// with its schemas beside it, every answer made by reply.ts: HTTP 200 with
+// a JSON body, an error as {"Err": "..."} (dockerd then uses the message
+// verbatim). Requests carry no Content-Type, so bodies are parsed as JSON
+// whatever they say.
 //
 // The JSON calls (all but ApplyDiff and Diff, which stream) are answered
 // by a small dispatcher before Express: a plugin call is a few hundred
@@ -11,15 +14,15 @@
 // body, a charset) go through Express, which serves the same routes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { GraphDriverApi } from '../graphdriver/types';
 import type { Logger } from '../shared/log';
 import type { VolumeDriverApi } from '../volume/types';
-import { addVolumeRoutes, type JsonRoute } from './volume-routes';
 import type { DriverSwitches } from '../config';
 import { ALL_DRIVERS, implementsOf, refuseTurnedOff, turnedOffBy } from './drivers';
-import { schemaError, validateInit, validateLayer, type LayerBody } from './schemas';
+import { addGraphDriverRoutes, applyDiffHandler, diffHandler } from './graphdriver-routes';
+import { failure, reply, type JsonRoute } from './reply';
+import { addVolumeRoutes } from './volume-routes';
 
 export interface AppDeps {
   graph: GraphDriverApi;
@@ -30,8 +33,6 @@ export interface AppDeps {
   /** told the code of every call that fails with a thrown error (the metrics count them) */
   onError?: (req: IncomingMessage, code: string) => void;
 }
-
-type Handler = (body: LayerBody) => Promise<object> | object;
 
 /** Largest JSON body taken, as express.json's limit. */
 const BODY_LIMIT = 1024 * 1024;
@@ -66,17 +67,8 @@ export function createApp(deps: AppDeps): PluginApp {
 
   app.use(refuseTurnedOff(drivers));
 
-  // ApplyDiff's body is the raw layer tar: streamed to the driver, never parsed as JSON.
-  app.post('/GraphDriver.ApplyDiff', async (req: Request, res: Response) => {
-    const id = typeof req.query['id'] === 'string' ? req.query['id'] : '';
-    const parent = typeof req.query['parent'] === 'string' ? req.query['parent'] : '';
-    const checked = { ID: id, Parent: parent };
-    if (id === '' || !validateLayer(checked)) {
-      req.resume();
-      return fail(res, `GraphDriver.ApplyDiff: ${id === '' ? 'id is required' : schemaError(validateLayer)}`);
-    }
-    return res.json({ Size: await graph.applyDiff(id, parent, req) });
-  });
+  // ApplyDiff's body is the raw layer tar: registered before the JSON body parser.
+  app.post('/GraphDriver.ApplyDiff', applyDiffHandler(graph));
 
   app.use(express.json({ type: () => true, limit: BODY_LIMIT }));
 
@@ -84,89 +76,21 @@ export function createApp(deps: AppDeps): PluginApp {
     // A turned-off driver's calls go through express, to refuseTurnedOff.
     if (turnedOffBy(drivers, name) !== null) return;
     routes.set(`/${name}`, handler);
-    app.post(`/${name}`, async (req: Request, res: Response) => res.json(await handler(req.body ?? {})));
+    app.post(`/${name}`, async (req: Request, res: Response) => reply(res, await handler(req.body ?? {})));
   };
 
   route('Plugin.Activate', () => ({ Implements: implementsOf(drivers) }));
 
-  route('GraphDriver.Init', async (body) => {
-    if (!validateInit(body)) return { Err: `GraphDriver.Init: ${schemaError(validateInit)}` };
-    await graph.init(body.Home, body.Opts ?? []);
-    log.info('graph driver initialized', { home: body.Home, opts: body.Opts ?? [] });
-    return {};
-  });
-
-  const layer = (name: string, needsId: boolean, handler: Handler): void => {
-    route(`GraphDriver.${name}`, async (body) => {
-      if (!validateLayer(body)) return { Err: `GraphDriver.${name}: ${schemaError(validateLayer)}` };
-      if (needsId && (body.ID ?? '') === '') return { Err: `GraphDriver.${name}: ID is required` };
-      return handler(body);
-    });
-  };
-
-  const createRequest = (b: LayerBody) => ({ id: b.ID ?? '', parent: b.Parent ?? '', mountLabel: b.MountLabel ?? '', storageOpt: b.StorageOpt ?? {} });
-  layer('Capabilities', false, () => ({ Capabilities: graph.capabilities() }));
-  layer('Create', true, async (b) => (await graph.create(createRequest(b)), {}));
-  layer('CreateReadWrite', true, async (b) => (await graph.createReadWrite(createRequest(b)), {}));
-  layer('Remove', true, async (b) => (await graph.remove(b.ID ?? ''), {}));
-  layer('Get', true, async (b) => ({ Dir: await graph.get(b.ID ?? '', b.MountLabel ?? '') }));
-  layer('Put', true, async (b) => (await graph.put(b.ID ?? ''), {}));
-  layer('Exists', true, async (b) => ({ Exists: await graph.exists(b.ID ?? '') }));
-  layer('Status', false, async () => ({ Status: await graph.status() }));
-  layer('GetMetadata', true, async (b) => ({ Metadata: await graph.getMetadata(b.ID ?? '') }));
-  layer('Cleanup', false, async () => (await graph.cleanup(), {}));
-  layer('Changes', true, async (b) => ({ Changes: await graph.changes(b.ID ?? '', b.Parent ?? '') }));
-  layer('DiffSize', true, async (b) => ({ Size: await graph.diffSize(b.ID ?? '', b.Parent ?? '') }));
-
+  addGraphDriverRoutes(route, graph, log);
   addVolumeRoutes(route, volumes);
 
-  // Diff answers with the tar itself. dockerd takes any 200 body as the tar,
-  // so an error found before streaming is a 500 with Err; one found midway
-  // can only cut the connection.
-  app.post('/GraphDriver.Diff', async (req: Request, res: Response) => {
-    const body: unknown = req.body ?? {};
-    if (!validateLayer(body) || (body.ID ?? '') === '') {
-      return res.status(500).json({ Err: `GraphDriver.Diff: ${validateLayer(body) ? 'ID is required' : schemaError(validateLayer)}` });
-    }
-    let diff: Awaited<ReturnType<GraphDriverApi['diff']>>;
-    try {
-      diff = await graph.diff(body.ID ?? '', body.Parent ?? '');
-    } catch (err) {
-      return res.status(500).json({ Err: err instanceof Error ? err.message : String(err) });
-    }
-    res.status(200).type('application/x-tar');
-    try {
-      await pipeline(diff.stream, res);
-    } catch (err) {
-      log.warn('diff stream failed', { id: body.ID, err: String(err) });
-      res.destroy();
-    } finally {
-      await diff.release();
-    }
-    return undefined;
-  });
+  app.post('/GraphDriver.Diff', diffHandler(graph, log));
 
-  /** Why a call failed, as its Err answer; unexpected failures are logged. */
-  const errorMessage = (method: string, err: unknown, req: IncomingMessage): string => {
-    const bodyError = (err as { type?: string }).type;
-    if (err instanceof SyntaxError || bodyError === 'entity.parse.failed') {
-      deps.onError?.(req, 'EBADJSON');
-      return `${method}: malformed JSON body`;
-    }
-    // body-parser's own refusals: too large, bad encoding, aborted.
-    if (bodyError !== undefined) {
-      deps.onError?.(req, 'EBADREQUEST');
-      return `${method}: ${err instanceof Error ? err.message : String(err)}`;
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    const code = (err as { code?: string }).code;
-    log.warn('request failed', { method, code, err: message });
-    deps.onError?.(req, typeof code === 'string' ? code : 'EUNKNOWN');
-    return message;
-  };
+  /** Tells the metrics the code of a call that failed. */
+  const counter = (req: IncomingMessage) => (code: string): void => deps.onError?.(req, code);
 
   // Malformed JSON and every thrown error end here, as an Err answer.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => fail(res, errorMessage(req.path.slice(1), err, req)));
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => reply(res, failure(req.path.slice(1), err, log, counter(req))));
 
   const plugin = (req: IncomingMessage, res: ServerResponse): void => {
     const handler = req.method === 'POST' ? routes.get(req.url ?? '') : undefined;
@@ -178,22 +102,17 @@ export function createApp(deps: AppDeps): PluginApp {
     let parsed: unknown;
     logRequest(req, res, () => parsed, () => undefined);
     const method = (req.url ?? '').slice(1);
-    const answer = (body: object): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-      res.end(text);
-    };
     readJson(req)
       .then(async (body) => {
         parsed = body;
-        answer(await handler(body));
+        reply(res, await handler(body));
       })
       .catch((err: unknown) => {
         if (res.headersSent) {
           res.destroy();
           return;
         }
-        answer({ Err: errorMessage(method, err, req) });
+        reply(res, failure(method, err, log, counter(req)));
       });
   };
   return Object.assign(plugin, { express: app });
@@ -230,8 +149,4 @@ function readJson(req: IncomingMessage): Promise<unknown> {
       }
     });
   });
-}
-
-function fail(res: Response, message: string): Response {
-  return res.status(200).json({ Err: message });
 }

@@ -4,6 +4,7 @@
 // that whoever sends it learns why.
 import type { NextFunction, Request, Response } from 'express';
 import type { DriverSwitches } from '../config';
+import { refusal, reply } from './reply';
 
 export const ALL_DRIVERS: DriverSwitches = { graph: true, volume: true };
 
@@ -26,6 +27,6 @@ export function refuseTurnedOff(drivers: DriverSwitches) {
     const setting = turnedOffBy(drivers, method);
     if (setting === null) return next();
     req.resume();
-    res.status(404).json({ Err: `${method}: this dmthin does not serve the ${method.split('.')[0] ?? ''} (${setting}=off)` });
+    reply(res, refusal(method, `this dmthin does not serve the ${method.split('.')[0] ?? ''} (${setting}=off)`), 404);
   };
 }

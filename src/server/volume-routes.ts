@@ -1,20 +1,17 @@
 // VolumeDriver.* as dockerd 20.10 calls them (docker-plugin-protocols.md
-// §3): each body checked against its schema, then handed to the volume
-// store. Answers are HTTP 200, errors {"Err"} (the app's error handler).
+// §3): each body checked against its schema (volume-schemas.ts), then
+// handed to the volume store. Answers and errors as reply.ts makes them.
 // Get of an unknown volume is an Err, which dockerd reads as "no such
 // volume"; Get of a volume that exists always answers it.
 import type { ValidateFunction } from 'ajv';
 import type { VolumeDriverApi } from '../volume/types';
-import { schemaError } from './schemas';
+import { invalidBody, type AddRoute } from './reply';
 import { validateCreate, validateMount, validateName } from './volume-schemas';
 
-/** A JSON call: the parsed request body in, the answer out (an {Err} answer for a refusal). */
-export type JsonRoute = (body: unknown) => Promise<object> | object;
-
-export function addVolumeRoutes(add: (name: string, handler: JsonRoute) => void, volumes: VolumeDriverApi): void {
+export function addVolumeRoutes(add: AddRoute, volumes: VolumeDriverApi): void {
   const route = <B>(name: string, validate: ValidateFunction<B> | null, handler: (body: B) => Promise<object> | object): void => {
     add(`VolumeDriver.${name}`, (body: unknown) => {
-      if (validate !== null && !validate(body)) return { Err: `VolumeDriver.${name}: ${schemaError(validate)}` };
+      if (validate !== null && !validate(body)) return invalidBody(`VolumeDriver.${name}`, validate);
       return handler(body as B);
     });
   };

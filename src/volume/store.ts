@@ -64,9 +64,7 @@ export class VolumeStore implements VolumeDriverApi {
 
   /** The thin device hashes volumes (and creates in flight) own: for the admin commands' orphan check. */
   ownedDeviceHashes(): Set<string> {
-    const owned = new Set(this.creating);
-    for (const volume of this.volumes.values()) if (this.mayOwnDevice(volume)) owned.add(volumeDeviceHash(volume.name));
-    return owned;
+    return this.thin.ownedDeviceHashes();
   }
 
   /** Unmounts what the store mounted itself (thin devices go with the DeviceSet's shutdown). */

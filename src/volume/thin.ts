@@ -111,6 +111,15 @@ export class ThinVolumes {
     }
   }
 
+  /** The thin device hashes volumes (and creates in flight) own: what reconcile keeps. */
+  ownedDeviceHashes(): Set<string> {
+    const owned = new Set(this.creating);
+    for (const volume of this.volumes()) {
+      if (mayOwnDevice(volume)) owned.add(volumeDeviceHash(volume.name));
+    }
+    return owned;
+  }
+
   /** Deletes the device of a create that failed after making it; the next start does it if this cannot. */
   async undoCreate(name: string): Promise<void> {
     const hash = volumeDeviceHash(name);
@@ -179,10 +188,7 @@ export class ThinVolumes {
    * its device: it may be thin. Never throws: thin operations wait on it.
    */
   private async reconcile(set: DeviceSet): Promise<void> {
-    const owned = new Set(this.creating);
-    for (const volume of this.volumes()) {
-      if (mayOwnDevice(volume)) owned.add(volumeDeviceHash(volume.name));
-    }
+    const owned = this.ownedDeviceHashes();
     let deleted = 0;
     for (const hash of set.listDevices()) {
       if (deviceOwner(hash) !== 'volume' || owned.has(hash)) continue;

@@ -59,11 +59,3 @@ const ajv = new Ajv({ allErrors: false });
 
 export const validateInit: ValidateFunction<InitBody> = ajv.compile(initSchema);
 export const validateLayer: ValidateFunction<LayerBody> = ajv.compile(layerSchema);
-
-/** ajv's first complaint, phrased for an Err answer. */
-export function schemaError(validate: ValidateFunction): string {
-  const [first] = validate.errors ?? [];
-  if (first === undefined) return 'invalid request body';
-  const where = first.instancePath === '' ? 'request body' : first.instancePath.slice(1).replace(/\//g, '.');
-  return `${where} ${first.message ?? 'is invalid'}`;
-}
