@@ -7,6 +7,7 @@ import Ajv, { type JSONSchemaType } from 'ajv';
 import { parseOptions, splitOptionList } from './deviceset';
 import { parseSize } from './deviceset/options';
 import type { MetricsAddress } from './admin/metrics';
+import { thinVolumeSize } from './volume/options';
 import { DmthinError } from './shared/errors';
 import type { LogFormat, LogLevel } from './shared/log';
 
@@ -123,7 +124,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   }
   let volumeSize: number;
   try {
-    volumeSize = parseSize(raw.DMTHIN_VOLUME_SIZE);
+    volumeSize = thinVolumeSize(parseSize(raw.DMTHIN_VOLUME_SIZE), raw.DMTHIN_VOLUME_SIZE);
   } catch (err) {
     throw new DmthinError('ECONFIG', `DMTHIN_VOLUME_SIZE: ${(err as Error).message}`, { cause: err });
   }

@@ -38,13 +38,10 @@ import { checkAdopted, mountAt, saveKeptMounts, unmountAndRemove, withTemporaryM
 import { lowWaterBlocks } from './low-water';
 import type { DeviceSetOptions } from './options';
 import { checkFreeSpace, mappedBytesByThinId, poolBlockSize, setupPool, type Pool } from './pool';
+import { deviceSizeProblem, MIN_XFS_SIZE } from './sizes';
 import { configureLibdm, deferredSupport, devicePrefix, loadSet, type LeftMountPolicy } from './startup';
 import { statusRows, type StatusRow } from './status';
 import { createThinWithFreeId, deleteInTransaction, inTransaction } from './transactions';
-
-/** Smallest thin device createDevice makes; mkfs.xfs refuses less than 300 MiB. */
-const MIN_DEVICE_SIZE = 1024 * 1024;
-const MIN_XFS_SIZE = 300 * 1024 * 1024;
 
 export interface DeviceSetConfig {
   home: string;
@@ -175,8 +172,10 @@ export class DeviceSet {
       const origin = this.usable(parent);
       const size = options.size ?? origin.size;
       if (!Number.isSafeInteger(size) || size < origin.size) {
-        throw new DmthinError('ESIZE', `size of ${hash} cannot be smaller than its parent's ${origin.size} bytes`);
+        throw new DmthinError('ESIZE', `size of ${hash} cannot be smaller than its parent's ${origin.size} bytes`, { subject: hash });
       }
+      const problem = deviceSizeProblem(size, origin.size);
+      if (problem !== null) throw new DmthinError('ESIZE', `size of ${hash} ${problem}`, { subject: hash });
       await checkFreeSpace(this.ctx.pool, this.ctx.options);
       const record: DeviceRecord = { hash, deviceId: 0, size, transactionId: 0, initialized: true, deleted: false, filesystem: origin.filesystem };
       await inTransaction(this.ctx, 'add-device', record, async () => {
@@ -197,12 +196,11 @@ export class DeviceSet {
     if (hash === BASE_HASH) throw new DmthinError('EINVALIDID', 'a device id must not be empty');
     this.checkOpen();
     const { size } = options;
-    if (!Number.isSafeInteger(size) || size < MIN_DEVICE_SIZE || size % 512 !== 0) {
-      throw new DmthinError('ESIZE', `size of ${hash} must be a whole number of 512-byte sectors, at least ${MIN_DEVICE_SIZE} bytes, got ${size}`);
-    }
+    const problem = deviceSizeProblem(size);
+    if (problem !== null) throw new DmthinError('ESIZE', `size of ${hash} ${problem}`, { subject: hash });
     const filesystem = options.fs ?? this.ctx.fsType;
     if (filesystem === 'xfs' && size < MIN_XFS_SIZE) {
-      throw new DmthinError('ESIZE', `xfs needs at least 300M, and ${hash} would have ${size} bytes; ask for more, or for ext4`);
+      throw new DmthinError('ESIZE', `xfs needs at least 300M, and ${hash} would have ${size} bytes; ask for more, or for ext4`, { subject: hash });
     }
     await this.poolLock.run(async () => {
       this.checkFree(hash);

@@ -4,6 +4,7 @@
 // through to the kernel or to mkfs, dmthin refuses it here instead, with a
 // message that names the option and the value.
 import { DmthinError } from '../shared/errors';
+import { deviceSizeProblem } from './sizes';
 
 export interface DeviceSetOptions {
   /** bytes (dm.basesize) */
@@ -113,7 +114,7 @@ type Setter = (p: Pending, value: string, key: string) => void;
 
 const SETTERS: Readonly<Record<string, Setter>> = {
   'dm.basesize': (p, v, k) => {
-    p.options.baseSize = sizeOption(k, v);
+    p.options.baseSize = deviceSizeOption(k, v);
     p.options.baseSizeSet = true;
   },
   'dm.loopdatasize': (p, v, k) => {
@@ -269,6 +270,14 @@ function fail(message: string): never {
 function sizeOption(key: string, value: string): number {
   const bytes = sizeOrProblem(value);
   if (typeof bytes === 'string') fail(`invalid size ${JSON.stringify(value)} for ${key}: ${bytes}`);
+  return bytes;
+}
+
+/** A size that becomes a device's: whole sectors, at least a filesystem's room (sizes.ts). */
+function deviceSizeOption(key: string, value: string): number {
+  const bytes = sizeOption(key, value);
+  const problem = deviceSizeProblem(bytes);
+  if (problem !== null) fail(`${key}=${value} ${problem}`);
   return bytes;
 }
 

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { deviceOwner, foreignLayerId, type DeviceSet } from '../deviceset';
 import type { DeviceSetHolder } from '../deviceset/holder';
 import { parseSize } from '../deviceset/options';
+import { deviceSizeProblem } from '../deviceset/sizes';
 import { DmthinError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { applyTar } from './apply';
@@ -181,12 +182,14 @@ export class DeviceSetDriver implements GraphDriverApi {
   }
 }
 
-/** The only storage option a layer takes, as in the in-tree driver: size. */
+/** The only storage option a layer takes, as in the in-tree driver: size, in whole 512-byte sectors (at least its parent's, which the DeviceSet checks). */
 function sizeOption(storageOpt: Record<string, string>): number | undefined {
   let size: number | undefined;
   for (const [key, value] of Object.entries(storageOpt)) {
     if (key.toLowerCase() !== 'size') throw new DmthinError('EDMOPTION', `unknown storage option ${key} (only size is supported)`);
     size = parseSize(value);
+    const problem = deviceSizeProblem(size);
+    if (problem !== null) throw new DmthinError('EDMOPTION', `storage option size=${value} ${problem}`);
   }
   return size;
 }

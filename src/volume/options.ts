@@ -5,6 +5,7 @@
 // to do instead.
 import { mountFlagsAndData, type FsType } from '../deviceset/filesystem';
 import { parseSize } from '../deviceset/options';
+import { deviceSizeProblem, MIN_XFS_SIZE } from '../deviceset/sizes';
 import { fs as kfs } from '../devmapper';
 import { DmthinError } from '../shared/errors';
 import { checkVolumeName } from './names';
@@ -40,8 +41,6 @@ const ALL_KEYS: readonly string[] = [...PLAIN_KEYS, ...THIN_KEYS];
 
 /** A thin volume smaller than this holds hardly more than its filesystem's own metadata. */
 export const MIN_THIN_SIZE = 16 * 1024 * 1024;
-/** mkfs.xfs refuses smaller filesystems. */
-export const MIN_XFS_SIZE = 300 * 1024 * 1024;
 const MAX_VALUE_LENGTH = 4096;
 
 /** mount(8) words that would change other mounts than the volume's own. */
@@ -101,7 +100,7 @@ function plainSpec(given: Map<string, string>): PlainSpec {
 function thinSpec(given: Map<string, string>): ThinSpec {
   const spec: ThinSpec = { kind: 'thin' };
   const size = given.get('size');
-  if (size !== undefined) spec.size = thinSize(size);
+  if (size !== undefined) spec.size = parseThinSize(size);
   const fs = given.get('fs');
   if (fs !== undefined) {
     if (fs !== 'ext4' && fs !== 'xfs') invalid(`unsupported filesystem fs=${fs}: thin volumes take ext4 or xfs`);
@@ -123,16 +122,24 @@ function thinSpec(given: Map<string, string>): ThinSpec {
   return spec;
 }
 
-/** Docker's size grammar (10G, 512m, 1.5GiB), at least 16M, rounded up to whole 512-byte sectors. */
-function thinSize(text: string): number {
+/** -o size: Docker's size grammar (10G, 512m, 1.5GiB), made a thin volume's size. */
+function parseThinSize(text: string): number {
   let bytes: number;
   try {
     bytes = parseSize(text);
   } catch (err) {
     invalid(`size: ${(err as Error).message}`);
   }
+  return thinVolumeSize(bytes, text);
+}
+
+/** A size in bytes made a thin volume's: at least 16M, rounded up to whole 512-byte sectors; `text` is how it was given. */
+export function thinVolumeSize(bytes: number, text: string): number {
   if (bytes < MIN_THIN_SIZE) invalid(`size=${text} is too small: a thin volume needs at least 16M`);
-  return Math.ceil(bytes / 512) * 512;
+  const rounded = Math.ceil(bytes / 512) * 512;
+  const problem = deviceSizeProblem(rounded, MIN_THIN_SIZE);
+  if (problem !== null) invalid(`size=${text} ${problem}`);
+  return rounded;
 }
 
 /** The mount(2) arguments of a plain volume's type/device/o. */
