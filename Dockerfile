@@ -1,10 +1,11 @@
 # The managed plugin's rootfs: `plugin/build.sh NAME` builds this image,
 # exports a container of it as rootfs/ next to config.json, and runs
-# `docker plugin create`. Without a registry to pull the base images from,
-# build.sh assembles the same layout from the host instead
-# (plugin/rootfs-from-host.sh): keep the two in step.
+# `docker plugin create`. What goes in it is described once, in
+# plugin/rootfs.sh, which plugin/rootfs-from-host.sh reads too when the
+# base images cannot be pulled and the rootfs is assembled from the host.
 
-# Build: the addon against libdevmapper, the TypeScript, production modules.
+# Build: the addon against libdevmapper, the TypeScript, production modules,
+# then the rootfs's files laid out under /out.
 FROM node:20-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ make python3 pkg-config libdevmapper-dev \
@@ -14,29 +15,29 @@ COPY package.json package-lock.json binding.gyp ./
 COPY native/ native/
 # npm ci runs the install script: node-gyp builds build/Release/dmthin.node.
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json LICENSE ./
 COPY bin/ bin/
 COPY src/ src/
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
-
-# Run: Node, libdevmapper, and the tools dmthin calls (mkfs.xfs, mkfs.ext4,
-# tune2fs, resize2fs, xfs_growfs, blkid, thin_ls).
-FROM node:20-bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libdevmapper1.02.1 e2fsprogs xfsprogs thin-provisioning-tools util-linux \
- && rm -rf /var/lib/apt/lists/*
-# Mount destinations of config.json: the plugin socket's directory, the
-# propagated mount, the state directory.
-RUN mkdir -p /run/docker/plugins /mnt/dmthin /var/lib/dmthin
-WORKDIR /opt/dmthin
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules/ node_modules/
-COPY --from=build /src/build/Release/dmthin.node build/Release/
-COPY --from=build /src/dist/src/ dist/src/
 # The containerd snapshots service's wire contract, loaded at start.
 COPY proto/ proto/
-COPY --from=build /src/bin/ bin/
-COPY LICENSE ./
-# The dmthin command, for `docker exec`-like use inside the plugin (runc exec).
-RUN ln -s /opt/dmthin/bin/dmthin /usr/local/bin/dmthin
+COPY plugin/rootfs.sh plugin/
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund \
+ && . plugin/rootfs.sh \
+ && mkdir -p "/out$DMTHIN_APP_DIR" /out/usr/local/bin \
+ && tar -cf - $DMTHIN_APP_FILES node_modules | tar -C "/out$DMTHIN_APP_DIR" -xf - \
+ && ln -s "$DMTHIN_APP_DIR/bin/dmthin" /out/usr/local/bin/dmthin
+
+# Run: Node, libdevmapper and the tools dmthin calls, each checked to be there.
+FROM node:20-bookworm-slim
+COPY plugin/rootfs.sh /tmp/rootfs.sh
+RUN . /tmp/rootfs.sh \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends $DMTHIN_RUNTIME_PACKAGES \
+ && rm -rf /var/lib/apt/lists/* \
+ && for tool in $DMTHIN_TOOLS; do command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }; done \
+ && mkdir -p $DMTHIN_MOUNT_DIRS \
+ && rm /tmp/rootfs.sh
+# The project, and the dmthin command for `docker exec`-like use inside the plugin (runc exec).
+COPY --from=build /out/ /
+WORKDIR /opt/dmthin
 CMD ["/usr/local/bin/node", "--require", "/opt/dmthin/dist/src/server/early.js", "/opt/dmthin/dist/src/cli.js", "serve"]

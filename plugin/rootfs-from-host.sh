@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # plugin/rootfs-from-host.sh ROOTFS: assembles the plugin's rootfs from this
-# host, for when the Dockerfile's base images cannot be pulled. Same layout
-# as the Dockerfile's image: node at /usr/local/bin/node, the built project
-# under /opt/dmthin (dist/src, proto/, the addon, production node_modules), the
-# tools dmthin runs, and every shared library these need (from ldd).
+# host, for when the Dockerfile's base images cannot be pulled. What goes
+# in it is plugin/rootfs.sh's, as for the Dockerfile: node at
+# /usr/local/bin/node, the project's files and production node_modules
+# under the app directory, the tools dmthin runs, the mount destinations,
+# and every shared library these need (from ldd).
 # Needs the project built first (bash scripts/setup). Prints what it copied.
 set -euo pipefail
 
 project="$(cd "$(dirname "$0")/.." && pwd)"
 rootfs="${1:?usage: plugin/rootfs-from-host.sh ROOTFS}"
-app=/opt/dmthin
-# What dmthin runs (src/deviceset: runTool, hasTool), sh for hasTool's
-# `command -v`, and thin_check that its errors tell users to run.
-tools=(sh mkfs.xfs mkfs.ext4 tune2fs resize2fs xfs_growfs blkid thin_ls thin_check)
+# shellcheck source=plugin/rootfs.sh
+. "$project/plugin/rootfs.sh"
+app="$DMTHIN_APP_DIR"
+read -r -a tools <<<"$DMTHIN_TOOLS"
+read -r -a app_files <<<"$DMTHIN_APP_FILES"
 
 say() { echo "rootfs-from-host: $*"; }
 die() { echo "rootfs-from-host: $*" >&2; exit 1; }
@@ -77,9 +79,9 @@ say "tools: ${tools[*]}"
 
 copy_libraries "$project/build/Release/dmthin.node"
 mkdir -p "$rootfs$app"
-tar -C "$project" -cf - package.json LICENSE bin/dmthin build/Release/dmthin.node dist/src proto | tar -C "$rootfs$app" -xf -
+tar -C "$project" -cf - "${app_files[@]}" | tar -C "$rootfs$app" -xf -
 ln -s "$app/bin/dmthin" "$rootfs/usr/local/bin/dmthin"
-say "app: $project/dist/src, proto/, bin/dmthin (also /usr/local/bin/dmthin), the addon and package.json -> $app"
+say "app: ${app_files[*]} (bin/dmthin also as /usr/local/bin/dmthin) -> $app"
 
 # Production modules: the lockfile's packages not marked dev-only that are
 # installed here (optional ones for other platforms are not).
@@ -102,6 +104,7 @@ if [ -f /etc/mke2fs.conf ]; then cp -p /etc/mke2fs.conf "$rootfs/etc/"; fi
 printf 'root:x:0:0:root:/root:/usr/sbin/nologin\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$rootfs/etc/group"
 mkdir -p "$rootfs/root" "$rootfs/dev" "$rootfs/proc" "$rootfs/sys" "$rootfs/run"
+for dir in $DMTHIN_MOUNT_DIRS; do mkdir -p "$rootfs$dir"; done
 # os.tmpdir(): dmthin probes xfs support with a mount there.
 mkdir -p "$rootfs/tmp" && chmod 1777 "$rootfs/tmp"
 say "done: $(du -sh "$rootfs" | cut -f1) in $rootfs"
