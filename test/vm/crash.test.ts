@@ -157,11 +157,13 @@ describe('crash safety (VM)', function () {
 
   const createPoints = [
     'create-device:transaction-opened',
+    'create-device:id-chosen',
     'create-device:thin-created',
     'create-device:record-saved',
     'create-device:formatted',
     'create-device:changed',
     'create-device:transaction-id-set',
+    'create-device:transaction-closed',
   ];
   for (const point of createPoints) {
     it(`CreateDevice (own filesystem) killed at ${point}`, () => killAt(point, ['create', `vol-${point.split(':')[1] ?? ''}`]));
