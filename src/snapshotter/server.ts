@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { DmthinError } from '../shared/errors';
 import type { Logger } from '../shared/log';
-import { claimSocketPath } from '../server/listen';
+import { claimSocketPath } from '../shared/socket-path';
 import { toTimestamp } from './clock';
 import type { SnapshotInfo, Snapshotter } from './snapshotter';
 
