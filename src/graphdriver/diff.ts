@@ -90,6 +90,9 @@ async function* tarChunks(layer: string, list: readonly RawChange[]): AsyncGener
       }
       if (tar.pending >= FLUSH_AT) yield* tar.take();
     }
+    // Each batch goes out whole: a client that applies the tar as it comes
+    // (dockerd piping Diff into ApplyDiff) works while the next batches are read.
+    yield* tar.take();
   }
   tar.end();
   yield* tar.take();
