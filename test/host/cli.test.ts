@@ -110,6 +110,13 @@ describe('the dmthin command', () => {
     assert.equal(noMetadata.status, EXIT.USAGE);
     assert.match(noMetadata.stderr, /no pool metadata at \S+none\/devicemapper\/metadata: give --metadata DEVICE/);
     assert.equal(run(['check', '--metadata', '/x']).status, EXIT.USAGE, '--metadata alone is bad usage');
+    const growNothing = run(['pool', 'grow']);
+    assert.equal(growNothing.status, EXIT.USAGE);
+    assert.match(growNothing.stderr, /pool grow: give --data SIZE and\/or --metadata SIZE/);
+    const growBad = run(['pool', 'grow', '--data', 'lots']);
+    assert.equal(growBad.status, EXIT.USAGE);
+    assert.match(growBad.stderr, /pool grow --data: invalid size "lots"/);
+    assert.match(run(['pool', 'grow', '--help']).stdout, /--metadata <size>/);
   });
 
   it('status, check and gc against a daemon without device-mapper: no pool, said so, exit 1; gc removes nothing', async function () {
