@@ -49,6 +49,7 @@ async function startSnapshotter(settings: Settings, holder: DeviceSetHolder, log
   try {
     const snapshotter = new Snapshotter({ holder, dir: path.join(settings.root, 'snapshotter'), log });
     await snapshotter.load();
+    snapshotter.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile the snapshots with the pool', { err: String(err) }));
     return await listenSnapshotter(snapshotter, settings.snapshotterSocket, log);
   } catch (err) {
     log.error('cannot serve the containerd snapshotter; layers and volumes are served', { socket: settings.snapshotterSocket, err: String(err) });

@@ -101,6 +101,15 @@ export class Snapshotter {
     this.config.log.info('snapshots loaded', { snapshots: records.length, unreadable: unreadable.length });
   }
 
+  /**
+   * Finishes or undoes what a crash interrupted as soon as the pool is
+   * open, not at the first call: a Prepare cut short leaves no device
+   * behind even if containerd never asks again.
+   */
+  async reconcileWhenReady(): Promise<void> {
+    if ((await this.config.holder.tryReady()) !== null) await this.set();
+  }
+
   // ---- the verbs ---------------------------------------------------------------------------------
 
   prepare(space: string, key: string, parent: string, labels: Readonly<Record<string, string>>): Promise<SnapshotMount[]> {

@@ -59,6 +59,21 @@ export class Containerd {
     ]);
   }
 
+  /**
+   * Waits until containerd's proxy reaches the snapshotter again. Its gRPC
+   * client (services/server/server.go getClient) dials with a backoff of up
+   * to 3 s (plus 20% jitter); while a socket is missing each attempt ends in
+   * "dial ...: timeout", and until the next attempt every call fails at once
+   * with that error. So a snapshotter that starts after containerd is
+   * reachable a few seconds later, not at once.
+   */
+  async waitForSnapshotter(snapshotter: string): Promise<void> {
+    await waitUntil(`containerd to reconnect to snapshotter ${snapshotter}`, async () => {
+      await this.ctr('snapshots', '--snapshotter', snapshotter, 'ls');
+      return true;
+    }, 30_000);
+  }
+
   async stop(): Promise<void> {
     const started = this.process;
     this.process = undefined;
