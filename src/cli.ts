@@ -11,6 +11,7 @@ import { CliExit } from './cli/admin-client';
 import { addAdminCommands } from './cli/admin-commands';
 import { EXIT, exitCodeFor } from './cli/exit';
 import { errorText } from './shared/errors';
+import { addMigrateCommand } from './cli/migrate';
 
 function packageVersion(): string {
   try {
@@ -46,6 +47,8 @@ Settings are DMTHIN_* environment variables (see README.md, Settings).`,
     });
 
   addAdminCommands(program);
+  addMigrateCommand(program);
+
   return program;
 }
 

@@ -6,6 +6,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { dm } from '../devmapper';
 import { DmthinError } from '../shared/errors';
+import { refuseUnfinishedMigration } from '../migrate/guard';
 import type { Logger } from '../shared/log';
 import { DeviceSet } from './deviceset';
 import { storageOptions, type DeviceSetOptions } from './options';
@@ -93,7 +94,11 @@ export class DeviceSetHolder {
       return Promise.reject(new DmthinError('ENODM', NO_DEVICE_MAPPER));
     }
     const { root, log, adoptLeftMount, mountedByOthers } = this.config;
-    const opening = DeviceSet.open({ home: root, options, log, ...(adoptLeftMount ? { adoptLeftMount } : {}), ...(mountedByOthers ? { mountedByOthers } : {}) }).then(
+    const openSet = (): Promise<DeviceSet> => {
+      refuseUnfinishedMigration(root);
+      return DeviceSet.open({ home: root, options, log, ...(adoptLeftMount ? { adoptLeftMount } : {}), ...(mountedByOthers ? { mountedByOthers } : {}) });
+    };
+    const opening = Promise.resolve().then(openSet).then(
       (set) => {
         if (this.opening === opening) this.opened = set;
         return set;
