@@ -1,10 +1,9 @@
 // `dmthin migrate`: the command line of src/migrate/migrate.ts.
 import type { Command } from 'commander';
-import { DEFAULT_ROOT } from '../config';
 
 interface MigrateFlags {
   dataRoot: string;
-  root: string;
+  root?: string;
   driverName: string;
   thinpooldev?: string;
   dryRun?: boolean;
@@ -16,7 +15,7 @@ export function addMigrateCommand(program: Command): void {
     .allowExcessArguments(false)
     .description("move a stopped dockerd's data root from Docker's in-tree devicemapper driver to dmthin, without copying layer data")
     .option('--data-root <dir>', "dockerd's --data-root", '/var/lib/docker')
-    .option('--root <dir>', "dmthin's state directory (DMTHIN_ROOT); the pool's loop files move there", process.env['DMTHIN_ROOT'] ?? DEFAULT_ROOT)
+    .option('--root <dir>', "dmthin's state directory, where the pool's loop files move (default: DMTHIN_ROOT, else dmthin's default root)")
     .option('--driver-name <name>', 'the storage driver name dockerd will use (-s NAME)', 'dmthin')
     .option('--thinpooldev <name>', 'the pool the devicemapper driver was given with dm.thinpooldev (default: its loop files)')
     .option('--dry-run', 'print what would be done and change nothing')
@@ -29,10 +28,12 @@ devicemapper one. Safe to run again: an interrupted run is finished (or, before 
 started over). Prints how to go back.`,
     )
     .action(async (flags: MigrateFlags) => {
+      // Loaded only now: --help must not load the native addon.
       const { migrate } = await import('../migrate/migrate');
+      const { DEFAULT_ROOT } = await import('../config');
       await migrate({
         dataRoot: flags.dataRoot,
-        root: flags.root,
+        root: flags.root ?? process.env['DMTHIN_ROOT'] ?? DEFAULT_ROOT,
         driverName: flags.driverName,
         thinPoolDevice: flags.thinpooldev ?? null,
         dryRun: flags.dryRun === true,
