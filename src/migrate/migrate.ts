@@ -100,7 +100,6 @@ function pathsOf(dataRoot: string, root: string, driverName: string): Paths {
   };
 }
 
-
 /** Runs the migration (or, with dryRun, prints it); resolves once the new state is complete. */
 export async function migrate(options: MigrateOptions): Promise<void> {
   const dataRoot = path.resolve(options.dataRoot);
@@ -135,7 +134,7 @@ export async function migrate(options: MigrateOptions): Promise<void> {
     return;
   }
 
-  const { plan, warnings, hints } = await inspect(dataRoot, root, options.driverName, options.thinPoolDevice);
+  const { plan, warnings } = await inspect(dataRoot, root, options.driverName, options.thinPoolDevice);
   describe(plan, warnings, out);
   if (options.dryRun) {
     out('dry run: nothing changed.');
@@ -146,7 +145,6 @@ export async function migrate(options: MigrateOptions): Promise<void> {
   await writeFileAtomic(p.committed, JSON.stringify(plan));
   failpoint('migrate-committed');
   await rollForward(plan, out);
-  for (const hint of hints) out(hint);
 }
 
 // ---- checks: read only -------------------------------------------------------------------------
@@ -162,7 +160,7 @@ function checkNotInUse(dataRoot: string, root: string): void {
   }
 }
 
-async function inspect(dataRoot: string, root: string, driverName: string, thinPoolDevice: string | null): Promise<{ plan: MigrationPlan; warnings: string[]; hints: string[] }> {
+async function inspect(dataRoot: string, root: string, driverName: string, thinPoolDevice: string | null): Promise<{ plan: MigrationPlan; warnings: string[] }> {
   const p = pathsOf(dataRoot, root, driverName);
   const refuse = (code: string, why: string): never => {
     throw new DmthinError(code, `${why}; nothing was changed`);
@@ -218,7 +216,7 @@ async function inspect(dataRoot: string, root: string, driverName: string, thinP
     transactionId: pool.transactionId,
     containers,
   };
-  return { plan, warnings, hints: startHints(plan) };
+  return { plan, warnings };
 }
 
 /** The pool's transaction id must be the one the metadata last committed. */
