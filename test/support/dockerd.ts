@@ -44,14 +44,18 @@ export const DOCKERD_26: Engine = { version: '26', command: path.join(trixieBin(
 export const ENGINES: readonly Engine[] = [DOCKERD_20, DOCKERD_26];
 
 /**
- * The engines a suite runs on: `byDefault`, or every engine with
- * DMTHIN_DOCKERD_MATRIX=full (what CI leaves out to stay within its time).
+ * The engines a suite runs on: `byDefault`, every engine with
+ * DMTHIN_DOCKERD_MATRIX=full (what CI leaves out to stay within its time),
+ * or the versions listed (DMTHIN_DOCKERD_MATRIX=26, =20.10,26).
  */
 export function dockerdMatrix(byDefault: readonly Engine[]): readonly Engine[] {
   const matrix = process.env['DMTHIN_DOCKERD_MATRIX'] ?? 'default';
   if (matrix === 'full') return ENGINES;
-  if (matrix !== 'default') throw new Error(`DMTHIN_DOCKERD_MATRIX=${matrix}: give full or default`);
-  return byDefault;
+  if (matrix === 'default') return byDefault;
+  const versions = matrix.split(',').map((v) => v.trim());
+  const unknown = versions.filter((v) => !ENGINES.some((e) => e.version === v));
+  if (unknown.length > 0) throw new Error(`DMTHIN_DOCKERD_MATRIX=${matrix}: give default, full or versions among ${ENGINES.map((e) => e.version).join(', ')}`);
+  return ENGINES.filter((e) => versions.includes(e.version));
 }
 
 /** Why `engine` cannot run here, or null when it can. */
