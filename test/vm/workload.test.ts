@@ -16,7 +16,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { tempHome } from '../support/deviceset';
-import { DOCKERD_26, dockerdMatrix, engineMissing, haveDockerd } from '../support/dockerd';
+import { DOCKERD_26, Dockerd, dockerdMatrix, engineMissing, haveDockerd } from '../support/dockerd';
 import { requireRoot, requireVm, skipBecause } from '../support/env';
 import type { DmthinProcess } from '../support/plugin-process';
 import { printLogTail } from '../support/processes';
@@ -117,6 +117,11 @@ describe('docker workload: dmthin against the in-tree devicemapper driver of doc
         if (plugin === undefined) return;
         await dmthin.daemon.stop();
         assert.equal(await plugin.stop(), 0, 'dmthin stops cleanly on SIGTERM');
+      });
+
+      it('is refused as a storage driver without --experimental, as every GraphDriver plugin is', async () => {
+        const plain = new Dockerd(path.join(top, `no-experimental-${engine.version}`), { driver: 'dmthin', args: ['-s', 'dmthin'] }, engine);
+        await assert.rejects(plain.start(), /graphdriver plugins are only supported with experimental mode/);
       });
 
       it('imports the base image made from busybox-static', async () => {
