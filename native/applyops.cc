@@ -39,16 +39,6 @@ std::string PathBytes(const Args& args, size_t index) {
   return bytes;
 }
 
-int64_t Signed(const Args& args, size_t index, const char* what) {
-  Napi::Value value = args.info()[index];
-  if (!value.IsNumber()) args.Throw(std::string(what) + " must be a number");
-  double number = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::floor(number) != number || std::fabs(number) > 9007199254740991.0) {
-    args.Throw(std::string(what) + " must be a safe integer");
-  }
-  return static_cast<int64_t>(number);
-}
-
 // removeNonDirSync(path): makes room for a new entry at path: lstat(2),
 // then unlink(2) of whatever is there unless it is a directory. Returns
 // the st_mode found, 0 when nothing was there (ENOENT, ENOTDIR: as Node's
@@ -82,8 +72,8 @@ Napi::Value CreateFileSync(const Napi::CallbackInfo& info) {
   if (uid > 0xfffffffe || gid > 0xfffffffe || mode > 07777) args.Throw("uid, gid or mode out of range");
   struct timespec times[2];
   for (int i = 0; i < 2; i++) {
-    int64_t sec = Signed(args, 5 + 2 * i, i == 0 ? "atimeSec" : "mtimeSec");
-    int64_t nsec = Signed(args, 6 + 2 * i, i == 0 ? "atimeNsec" : "mtimeNsec");
+    int64_t sec = args.Int64(5 + 2 * i, i == 0 ? "atimeSec" : "mtimeSec");
+    int64_t nsec = args.Int64(6 + 2 * i, i == 0 ? "atimeNsec" : "mtimeNsec");
     if (nsec < 0 || nsec > 999999999) args.Throw("nanoseconds must be 0 to 999999999");
     times[i].tv_sec = static_cast<time_t>(sec);
     times[i].tv_nsec = static_cast<long>(nsec);

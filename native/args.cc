@@ -59,6 +59,16 @@ uint64_t Args::Uint64(size_t index, const char* what) const {
   return CheckedUint64(info_[index], what);
 }
 
+int64_t Args::Int64(size_t index, const char* what) const {
+  Napi::Value value = info_[index];
+  if (!value.IsNumber()) Throw(std::string(what) + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::floor(number) != number || std::fabs(number) > kMaxSafeInteger) {
+    Throw(std::string(what) + " must be a safe integer");
+  }
+  return static_cast<int64_t>(number);
+}
+
 std::vector<char> Args::Bytes(size_t index, const char* what) const {
   Napi::Value value = info_[index];
   if (value.IsBuffer()) {

@@ -25,6 +25,8 @@ class Args {
   bool OptionalString(size_t index, const char* what, std::string* out) const;
   // Uint64 takes a non-negative safe integer Number.
   uint64_t Uint64(size_t index, const char* what) const;
+  // Int64 takes a safe integer Number of either sign (times before 1970).
+  int64_t Int64(size_t index, const char* what) const;
   // Buffer takes a Buffer or a string (as UTF-8).
   std::vector<char> Bytes(size_t index, const char* what) const;
   // Object returns the options object at index, or an empty one when the

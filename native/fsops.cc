@@ -237,17 +237,6 @@ Napi::Value LsetxattrSync(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// A signed safe integer argument (times may be before 1970).
-int64_t SignedInteger(const Args& args, size_t index, const char* what) {
-  Napi::Value value = args.info()[index];
-  if (!value.IsNumber()) args.Throw(std::string(what) + " must be a number");
-  double number = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::floor(number) != number || std::fabs(number) > 9007199254740991.0) {
-    args.Throw(std::string(what) + " must be a safe integer");
-  }
-  return static_cast<int64_t>(number);
-}
-
 // lutimensSync(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec):
 // utimensat(2) with AT_SYMLINK_NOFOLLOW on this thread, to the
 // nanosecond; a nanosecond count of -1 leaves that time as it is
@@ -257,8 +246,8 @@ Napi::Value LutimensSync(const Napi::CallbackInfo& info) {
   std::string path = RawBytes(args, 0, "path", true);
   struct timespec times[2];
   for (int i = 0; i < 2; i++) {
-    int64_t sec = SignedInteger(args, 1 + 2 * i, i == 0 ? "atimeSec" : "mtimeSec");
-    int64_t nsec = SignedInteger(args, 2 + 2 * i, i == 0 ? "atimeNsec" : "mtimeNsec");
+    int64_t sec = args.Int64(1 + 2 * i, i == 0 ? "atimeSec" : "mtimeSec");
+    int64_t nsec = args.Int64(2 + 2 * i, i == 0 ? "atimeNsec" : "mtimeNsec");
     if (nsec < -1 || nsec > 999999999) args.Throw("nanoseconds must be -1 (omit) or 0 to 999999999");
     times[i].tv_sec = static_cast<time_t>(sec);
     times[i].tv_nsec = nsec == -1 ? UTIME_OMIT : static_cast<long>(nsec);
