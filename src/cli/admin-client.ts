@@ -1,8 +1,9 @@
 // The dmthin command's side of the admin calls (src/admin/routes.ts): one
 // POST on the daemon's socket. Nothing answering there is its own exit code.
 import http from 'node:http';
-import net from 'node:net';
 import { EXIT } from './exit';
+
+export { socketAnswers as daemonAnswers } from '../shared/socket-path';
 
 /** config.ts's DEFAULT_SOCKET, not imported from there: config.ts loads the native addon. */
 const DEFAULT_SOCKET = '/run/docker/plugins/dmthin.sock';
@@ -21,18 +22,6 @@ export class CliExit extends Error {
 /** --socket, else DMTHIN_SOCKET, else the default. */
 export function socketPath(option: string | undefined): string {
   return option ?? process.env['DMTHIN_SOCKET'] ?? DEFAULT_SOCKET;
-}
-
-/** Whether something accepts connections on the socket. */
-export function daemonAnswers(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(socket);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
 }
 
 /** POST /Admin.<call>; resolves to the JSON answer, rejects with a CliExit. */

@@ -5,8 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { DmthinError, isErrno } from './errors';
 
-/** Whether something answers on the socket: a live socket belongs to another process. */
-function socketInUse(socketPath: string): Promise<boolean> {
+/** Whether something accepts connections on the socket: a live socket belongs to a running process. */
+export function socketAnswers(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.connect(socketPath);
     probe.once('connect', () => {
@@ -27,7 +27,7 @@ export async function claimSocketPath(socketPath: string): Promise<void> {
   try {
     const st = await fsp.lstat(socketPath);
     if (!st.isSocket()) throw new DmthinError('EEXIST', `${socketPath} exists and is not a socket`);
-    if (await socketInUse(socketPath)) throw new DmthinError('EADDRINUSE', `another process is serving ${socketPath}`);
+    if (await socketAnswers(socketPath)) throw new DmthinError('EADDRINUSE', `another process is serving ${socketPath}`);
     await fsp.unlink(socketPath);
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
