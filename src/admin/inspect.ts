@@ -8,6 +8,7 @@ import type { DeviceSet, DeviceSetHolder } from '../deviceset';
 import type { DeviceRecord } from '../deviceset/metadata';
 import { lowWaterBlocks } from '../deviceset/low-water';
 import { listThinIds } from '../deviceset/pool';
+import { deviceOwner } from '../deviceset/namespaces';
 import { isErrno } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { poolHealth } from './health';
@@ -22,8 +23,6 @@ export interface AdminDeps {
   socket: string;
 }
 
-const VOLUME_PREFIX = 'vol-';
-const SNAPSHOT_PREFIX = 'snap-';
 const INIT_SUFFIX = '-init';
 
 /** The pool, metadata, devices and mounts at one moment, read under the pool lock. */
@@ -88,8 +87,9 @@ function poolReport(set: DeviceSet, s: Survey): PoolReport {
 /** base, layers, containers (read-write layers and their -init), volumes or snapshotter. */
 export function kindOf(hash: string, hashes: ReadonlySet<string>): 'base' | 'layers' | 'containers' | 'volumes' | 'snapshotter' {
   if (hash === '') return 'base';
-  if (hash.startsWith(VOLUME_PREFIX)) return 'volumes';
-  if (hash.startsWith(SNAPSHOT_PREFIX)) return 'snapshotter';
+  const owner = deviceOwner(hash);
+  if (owner === 'volume') return 'volumes';
+  if (owner === 'snapshot') return 'snapshotter';
   if (hash.endsWith(INIT_SUFFIX) || hashes.has(`${hash}${INIT_SUFFIX}`)) return 'containers';
   return 'layers';
 }
@@ -125,7 +125,7 @@ function findProblems(set: DeviceSet, s: Survey, volumeDevices: ReadonlySet<stri
     }
   }
   for (const r of s.records) {
-    if (!r.hash.startsWith(VOLUME_PREFIX) || r.deleted || volumeDevices.has(r.hash)) continue;
+    if (deviceOwner(r.hash) !== 'volume' || r.deleted || volumeDevices.has(r.hash)) continue;
     problems.push({ kind: 'orphan-volume-device', object: r.hash, detail: `thin device ${r.deviceId} (${r.hash}) belongs to no volume`, gc: true });
   }
 
