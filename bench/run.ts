@@ -43,6 +43,7 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
   graphtest: async () => {
     const r = await benchGraphtest({
       benchtime: process.env['DMTHIN_GRAPHTEST_BENCHTIME'] ?? '5x',
+      largeBenchtime: process.env['DMTHIN_GRAPHTEST_LARGE_BENCHTIME'] ?? '1x',
       filter: process.env['DMTHIN_GRAPHTEST_FILTER'] ?? '.',
     });
     return { text: formatGraphtest(r), data: r };
