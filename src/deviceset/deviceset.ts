@@ -20,7 +20,7 @@
 //      of the pool's metadata snapshot. Pool changes run one at a time;
 //      mounts of different devices run side by side.
 // No code waits for a device lock while it holds the pool lock.
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { dm, thin } from '../devmapper';
 import { SECTOR_SIZE } from '../devmapper/thin';
@@ -268,7 +268,8 @@ export class DeviceSet {
       }
       await activate(this.ctx, record);
       try {
-        await fsp.mkdir(target, { recursive: true, mode: 0o755 });
+        // Synchronous: a mkdir of an existing directory costs less than a thread-pool round trip.
+        mkdirSync(target, { recursive: true, mode: 0o755 });
         await mountAt(this.ctx, record, target, options.mountLabel ?? '', options.options ?? []);
       } catch (err) {
         await deactivate(this.ctx.deviceName(hash), this.ctx.deferredRemoval).catch(() => undefined);

@@ -4,7 +4,7 @@
 // directory, and the record of the mounts a shutdown kept for their users.
 // The users of a mount are counted in SetContext.mounts, by deviceset.ts,
 // under the device's lock.
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { dm, fs as kfs, mountinfo } from '../devmapper';
 import { readJsonFile, removeFileDurably, writeFileAtomic } from '../shared/atomic-file';
@@ -63,7 +63,12 @@ export async function unmountAndRemove(target: string): Promise<void> {
   try {
     await kfs.umount2(target, kfs.constants.MNT_DETACH);
   } finally {
-    await fsp.rmdir(target).catch(() => undefined);
+    // Synchronous: an rmdir costs less than a thread-pool round trip.
+    try {
+      rmdirSync(target);
+    } catch {
+      // still mounted, or already gone: harmless, as above
+    }
   }
 }
 
