@@ -361,10 +361,11 @@ function startHints(plan: MigrationPlan): string[] {
     plan.pool.kind === 'loop'
       ? [`dm.loopdatasize=${plan.pool.dataBytes}`, `dm.loopmetadatasize=${plan.pool.metadataBytes}`, ...(plan.pool.blockSize === 128 ? [] : [`dm.blocksize=${plan.pool.blockSize * 512}`])]
       : [`dm.thinpooldev=${plan.pool.name}`];
-  return [
-    `start dmthin with DMTHIN_ROOT=${plan.root} DMTHIN_STORAGE_OPTS="${opts.join(' ')}" (plus the dm.* options dockerd had),`,
-    `then dockerd with --experimental -s ${plan.driverName} --data-root ${plan.dataRoot}.`,
-  ];
+  // A name with a tag is a managed plugin's (dockerd gets its full name): its state mount is the root.
+  const start = plan.driverName.includes(':')
+    ? `install the managed plugin as ${plan.driverName} with state.source=${plan.root} DMTHIN_STORAGE_OPTS="${opts.join(' ')}" (plus the dm.* options dockerd had),`
+    : `start dmthin with DMTHIN_ROOT=${plan.root} DMTHIN_STORAGE_OPTS="${opts.join(' ')}" (plus the dm.* options dockerd had),`;
+  return [start, `then dockerd with --experimental -s ${plan.driverName} --data-root ${plan.dataRoot}.`];
 }
 
 /** How to return to Docker's devicemapper driver (dockerd 20.10–24), with this migration's paths. */
