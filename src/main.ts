@@ -15,7 +15,7 @@ import { withAdminRoutes } from './admin/routes';
 import { exitCodeFor } from './cli/exit';
 import { loadSettings, type Settings } from './config';
 import { dm } from './devmapper';
-import { deviceOwner, DeviceSetHolder } from './deviceset';
+import { deviceHashOf, deviceOwner, DeviceSetHolder } from './deviceset';
 import { DeviceSetDriver } from './graphdriver/driver';
 import { loadInitRecord, type InitRecord } from './graphdriver/init-record';
 import { errorText } from './shared/errors';
@@ -108,7 +108,7 @@ export async function serve(): Promise<number> {
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
   const { drivers } = settings;
-  const admin = { holder, volumeDevices: () => volumes.ownedDeviceHashes(), log, root: settings.root, socket: settings.socket };
+  const admin = { holder, volumeDevices: () => new Set([...volumes.ownedDeviceIds()].map((id) => deviceHashOf('volume', id))), log, root: settings.root, socket: settings.socket };
   const metrics = settings.metrics === null ? null : new Metrics(holder);
   const plugin = withAdminRoutes(createApp({ graph, volumes, log, drivers, ...(metrics === null ? {} : { onError: metrics.onError }) }), admin);
   // Neither driver served (DMTHIN_GRAPHDRIVER=off DMTHIN_VOLUMEDRIVER=off): no plugin socket at all, and no admin calls.

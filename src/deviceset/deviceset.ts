@@ -10,6 +10,7 @@
 //   mounts.ts             mounting a device, and the mounts a shutdown keeps
 //   deferred-deletion.ts  devices deleted while busy, deleted later
 //   context.ts            the state the files above share
+//   consumer-devices.ts   each consumer's view: its verbs over its own ids (namespaces.ts)
 //
 // Lock order. Two locks, always taken in this order, never the other:
 //   1. deviceLocks(hash): one per device, held while the device is
@@ -30,12 +31,14 @@ import { KeyedMutex, Mutex } from '../shared/lock';
 import type { Logger } from '../shared/log';
 import { activate, deactivate, deactivateAll, snapshot } from './activation';
 import { saveSetRecord, setupBaseDevice } from './base-device';
+import { ConsumerDevices } from './consumer-devices';
 import { SetContext } from './context';
 import { DeferredDeletions } from './deferred-deletion';
 import { growFilesystem, makeFilesystem, type FsType } from './filesystem';
 import { BASE_HASH, checkHash, MetadataStore, type DeviceRecord } from './metadata';
 import { checkAdopted, mountAt, saveKeptMounts, unmountAndRemove, withTemporaryMount, type KeptMount } from './mounts';
 import { lowWaterBlocks } from './low-water';
+import type { DeviceOwner } from './namespaces';
 import type { DeviceSetOptions } from './options';
 import { checkFreeSpace, mappedBytesByThinId, poolBlockSize, setupPool, type Pool } from './pool';
 import { deviceSizeProblem, MIN_XFS_SIZE } from './sizes';
@@ -110,6 +113,7 @@ export class DeviceSet {
   private readonly deviceLocks = new KeyedMutex();
   private readonly deferredDeletions: DeferredDeletions;
   private closed = false;
+  private readonly views = new Map<DeviceOwner, ConsumerDevices>();
   /** the callers' say on mounts a dead process left (DeviceSetConfig) */
   private leftMounts: LeftMountPolicy = { adoptLeftMount: () => false, mountedByOthers: () => false };
   readonly home: string;
@@ -156,6 +160,16 @@ export class DeviceSet {
     }
     set.deferredDeletions.start();
     return set;
+  }
+
+  /** The view of consumer `owner`: the verbs over its own ids, refusing any outside its namespace. One per owner, so it can key a cache. */
+  devicesOf(owner: DeviceOwner): ConsumerDevices {
+    let view = this.views.get(owner);
+    if (view === undefined) {
+      view = new ConsumerDevices(this, owner);
+      this.views.set(owner, view);
+    }
+    return view;
   }
 
   // ---- the verbs ------------------------------------------------------------------------------

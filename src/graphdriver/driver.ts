@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { deviceOwner, foreignLayerId, type DeviceSet } from '../deviceset';
+import type { ConsumerDevices } from '../deviceset';
 import type { DeviceSetHolder } from '../deviceset/holder';
 import { parseSize } from '../deviceset/options';
 import { deviceSizeProblem } from '../deviceset/sizes';
@@ -54,47 +54,47 @@ export class DeviceSetDriver implements GraphDriverApi {
   }
 
   async remove(id: string): Promise<void> {
-    await (await this.deviceSet(id)).deleteDevice(id);
+    await (await this.layers()).delete(id);
   }
 
   async get(id: string, mountLabel: string): Promise<string> {
-    return this.mountLayer(await this.deviceSet(id), id, mountLabel);
+    return this.mountLayer(await this.layers(), id, mountLabel);
   }
 
   async put(id: string): Promise<void> {
-    await (await this.deviceSet(id)).unmountDevice(id);
+    await (await this.layers()).unmount(id);
   }
 
   async exists(id: string): Promise<boolean> {
-    return (await this.deviceSet(id)).hasDevice(id);
+    return (await this.layers()).has(id);
   }
 
   async status(): Promise<Array<[string, string]>> {
-    return (await this.deviceSet()).status();
+    return (await this.layers()).status();
   }
 
   async getMetadata(id: string): Promise<Record<string, string>> {
-    return (await this.deviceSet(id)).deviceMetadata(id);
+    return (await this.layers()).metadata(id);
   }
 
   /** dockerd is stopping: unmount every layer it left mounted. The pool stays open for volumes. */
   async cleanup(): Promise<void> {
     const set = await this.config.holder.tryReady();
     if (set === null) return;
-    for (const hash of set.mountedDevices()) {
-      if (deviceOwner(hash) !== 'layer') continue;
-      while (set.isMounted(hash)) await set.unmountDevice(hash);
+    const layers = set.devicesOf('layer');
+    for (const id of layers.mounted()) {
+      while (layers.isMounted(id)) await layers.unmount(id);
     }
   }
 
   async applyDiff(id: string, _parent: string, tar: Readable): Promise<number> {
     // The layer already holds its parent's files: Create made it a snapshot of the parent.
-    const set = await this.deviceSet(id);
-    const root = await this.mountLayer(set, id);
+    const layers = await this.layers();
+    const root = await this.mountLayer(layers, id);
     try {
       return await applyTar(root, tar);
     } finally {
-      await set.unmountDevice(id);
+      await layers.unmount(id);
     }
   }
 
@@ -127,8 +127,8 @@ export class DeviceSetDriver implements GraphDriverApi {
   }
 
   /** Mounts a layer at <Home>/mnt/<id> and returns its rootfs/. */
-  private async mountLayer(set: DeviceSet, id: string, mountLabel = ''): Promise<string> {
-    const target = await set.mountDevice(id, { target: path.join(this.initializedHome(), 'mnt', id), mountLabel });
+  private async mountLayer(layers: ConsumerDevices, id: string, mountLabel = ''): Promise<string> {
+    const target = await layers.mount(id, { target: path.join(this.initializedHome(), 'mnt', id), mountLabel });
     const rootfs = path.join(target, 'rootfs');
     try {
       // Layers made before the base device had rootfs/ lack it. Synchronous:
@@ -136,7 +136,7 @@ export class DeviceSetDriver implements GraphDriverApi {
       mkdirSync(rootfs, { mode: 0o755 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        await set.unmountDevice(id);
+        await layers.unmount(id);
         throw err;
       }
     }
@@ -145,36 +145,31 @@ export class DeviceSetDriver implements GraphDriverApi {
 
   /** Mounts a layer and its parent ('' mounts nothing: lower is ''); release() unmounts both. */
   private async mountPair(id: string, parent: string): Promise<{ layer: string; lower: string; release: () => Promise<void> }> {
-    const set = await this.deviceSet(id, parent);
-    const layer = await this.mountLayer(set, id);
+    const layers = await this.layers();
+    const layer = await this.mountLayer(layers, id);
     let lower = '';
     try {
-      if (parent !== '') lower = await this.mountLayer(set, parent);
+      if (parent !== '') lower = await this.mountLayer(layers, parent);
     } catch (err) {
-      await set.unmountDevice(id);
+      await layers.unmount(id);
       throw err;
     }
     const release = async (): Promise<void> => {
-      await set.unmountDevice(id);
-      if (parent !== '') await set.unmountDevice(parent);
+      await layers.unmount(id);
+      if (parent !== '') await layers.unmount(parent);
     };
     return { layer, lower, release };
   }
 
   private async add(request: CreateRequest): Promise<void> {
     const size = sizeOption(request.storageOpt);
-    const set = await this.deviceSet(request.id, request.parent);
-    await set.addDevice(request.id, request.parent, size === undefined ? {} : { size });
+    await (await this.layers()).add(request.id, request.parent, size === undefined ? {} : { size });
   }
 
-  /** The DeviceSet, once Init has been seen; the ids are checked to be layers. */
-  private async deviceSet(...ids: string[]): Promise<DeviceSet> {
+  /** The DeviceSet's layer view, once Init has been seen: it refuses ids in another consumer's namespace. */
+  private async layers(): Promise<ConsumerDevices> {
     this.initializedHome();
-    for (const id of ids) {
-      const foreign = foreignLayerId(id);
-      if (foreign !== null) throw new DmthinError('EINVALIDID', `invalid layer id ${JSON.stringify(id.slice(0, 120))}: ${foreign}`, { subject: id });
-    }
-    return this.config.holder.ready();
+    return (await this.config.holder.ready()).devicesOf('layer');
   }
 
   private initializedHome(): string {

@@ -1,6 +1,6 @@
 // What the snapshotter keeps on disk: one JSON file per snapshot,
 // <dir>/<id>.json, written atomically (temp file, fsync, rename). A
-// snapshot's thin device is `snap-<id>` in the DeviceSet; keys and names
+// snapshot's thin device is its id in the DeviceSet's snapshot view; keys and names
 // (which may hold slashes and spaces) live only inside the records.
 //
 // A record's state says which step of a change it is in, so that a restart
@@ -8,7 +8,6 @@
 // `ready`, and `removing` (written before its device is deleted).
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SNAPSHOT_DEVICE_PREFIX } from '../deviceset/namespaces';
 import { removeFileDurably, writeFileAtomic } from '../shared/atomic-file';
 import { DmthinError } from '../shared/errors';
 
@@ -33,14 +32,14 @@ export interface SnapshotRecord {
   mappedBytes: number;
 }
 
-export function deviceHash(id: number): string {
-  return `${SNAPSHOT_DEVICE_PREFIX}${id}`;
+/** The id of snapshot `id`'s device in the snapshot view. */
+export function deviceIdOf(id: number): string {
+  return String(id);
 }
 
-/** The id of a snapshot device hash, or null for other devices. */
-export function idOfDeviceHash(hash: string): number | null {
-  const m = /^snap-([1-9][0-9]{0,15})$/.exec(hash);
-  return m === null ? null : Number(m[1]);
+/** The snapshot id a device of the snapshot view stands for, or null for the empty device. */
+export function snapshotIdOf(deviceId: string): number | null {
+  return /^[1-9][0-9]{0,15}$/.test(deviceId) ? Number(deviceId) : null;
 }
 
 export class RecordStore {

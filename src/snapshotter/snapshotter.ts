@@ -1,6 +1,7 @@
 // containerd's snapshotter semantics (snapshots/snapshotter.go) over the
-// DeviceSet: every snapshot is a thin device `snap-<id>`; a snapshot of an
-// empty filesystem is a thin snapshot of `snap-empty` (a device with a fresh
+// DeviceSet's snapshot view: every snapshot is a thin device named by its
+// id; a snapshot of an
+// empty filesystem is a thin snapshot of `empty` (a device with a fresh
 // filesystem and nothing else, made once), a snapshot of a committed parent
 // a thin snapshot of the parent's device. Commit only relabels the record:
 // nothing is copied. containerd mounts the devices itself; the DeviceSet
@@ -10,17 +11,17 @@
 // one key space per `snapshotter` value (`space`). Changes run one at a
 // time; reads (Stat, List, Mounts, Usage) do not wait for them.
 import path from 'node:path';
-import { SNAPSHOT_DEVICE_PREFIX, type DeviceSet, type DeviceSetHolder } from '../deviceset';
+import type { ConsumerDevices, DeviceSetHolder } from '../deviceset';
 import { failpoint } from '../shared/failpoint';
 import { DmthinError } from '../shared/errors';
 import { Mutex } from '../shared/lock';
 import type { Logger } from '../shared/log';
 import { nowNanos } from './clock';
-import { deviceHash, idOfDeviceHash, RecordStore, type SnapshotKind, type SnapshotRecord } from './records';
+import { deviceIdOf, RecordStore, snapshotIdOf, type SnapshotKind, type SnapshotRecord } from './records';
 import { parseFilters } from './filters';
 
 /** The device every snapshot without a parent is a snapshot of. */
-export const EMPTY_DEVICE = `${SNAPSHOT_DEVICE_PREFIX}empty`;
+export const EMPTY_DEVICE = 'empty';
 /** containerd's limit on a label's key plus value (labels/validate.go). */
 const MAX_LABEL_BYTES = 4096;
 const MAX_KEY_BYTES = 4096;
@@ -79,7 +80,7 @@ export class Snapshotter {
   private readonly changes = new Mutex();
   private readonly store: RecordStore;
   /** the DeviceSet each reconcile ran against: a reopened set is reconciled again */
-  private reconciled: { set: DeviceSet; done: Promise<void> } | null = null;
+  private reconciled: { set: ConsumerDevices; done: Promise<void> } | null = null;
   private unreadable = 0;
   private nextId = 1;
 
@@ -134,7 +135,7 @@ export class Snapshotter {
       const record = this.mustGet(space, key);
       if (record.kind !== 'active') throw new DmthinError('EPRECONDITION', `snapshot ${key} is a ${record.kind}, not an active snapshot: it cannot be committed`);
       if (this.byKey.has(keyOf(space, name))) throw new DmthinError('EEXIST', `snapshot ${name} already exists`);
-      const { mappedBytes } = await set.deviceUsage(deviceHash(record.id));
+      const { mappedBytes } = await set.usage(deviceIdOf(record.id));
       const now = nowNanos();
       const committed: SnapshotRecord = { ...record, key: name, kind: 'committed', labels: kept, created: now, updated: now, mappedBytes };
       failpoint('snapshot:commit:before-save');
@@ -144,7 +145,7 @@ export class Snapshotter {
       this.put(committed);
     });
     // Mounted nowhere any more (containerd unmounts before it commits); one still open goes on its last close.
-    await set.deactivateDevice(deviceHash(this.mustGet(space, name).id)).catch((err: unknown) => this.config.log.warn('cannot deactivate a committed snapshot', { name, err: String(err) }));
+    await set.deactivate(deviceIdOf(this.mustGet(space, name).id)).catch((err: unknown) => this.config.log.warn('cannot deactivate a committed snapshot', { name, err: String(err) }));
   }
 
   async remove(space: string, key: string): Promise<void> {
@@ -159,7 +160,7 @@ export class Snapshotter {
       this.records.set(record.id, removing);
       failpoint('snapshot:remove:marked');
       try {
-        await set.deleteDevice(deviceHash(record.id));
+        await set.delete(deviceIdOf(record.id));
       } catch (err) {
         await this.store.save(record);
         this.put(record);
@@ -219,7 +220,7 @@ export class Snapshotter {
 
   async usage(space: string, key: string): Promise<SnapshotUsage> {
     const record = this.mustGet(space, key);
-    const mapped = record.kind === 'committed' ? record.mappedBytes : (await (await this.set()).deviceUsage(deviceHash(record.id))).mappedBytes;
+    const mapped = record.kind === 'committed' ? record.mappedBytes : (await (await this.set()).usage(deviceIdOf(record.id))).mappedBytes;
     const parentMapped = record.parent === null ? 0 : (this.records.get(record.parent)?.mappedBytes ?? 0);
     return { size: Math.max(0, mapped - parentMapped), inodes: 0 };
   }
@@ -251,7 +252,7 @@ export class Snapshotter {
       await this.store.save(fresh);
       failpoint('snapshot:prepare:recorded');
       try {
-        await set.addDevice(deviceHash(fresh.id), parent === null ? EMPTY_DEVICE : deviceHash(parent.id));
+        await set.add(deviceIdOf(fresh.id), parent === null ? EMPTY_DEVICE : deviceIdOf(parent.id));
       } catch (err) {
         await this.store.remove(fresh.id);
         const code = (err as { code?: string }).code === 'ENOSPC' ? 'ENOSPC' : 'ESNAPDEVICE';
@@ -267,14 +268,14 @@ export class Snapshotter {
   }
 
   /** The empty filesystem every parentless snapshot starts from: root 0755, no lost+found. */
-  private async ensureEmptyDevice(set: DeviceSet): Promise<void> {
-    if (set.hasDevice(EMPTY_DEVICE)) return;
-    await set.createDevice(EMPTY_DEVICE, { size: set.options.baseSize, fs: set.baseFilesystem });
-    this.config.log.info('made the empty device parentless snapshots start from', { fs: set.baseFilesystem, size: set.options.baseSize });
+  private async ensureEmptyDevice(set: ConsumerDevices): Promise<void> {
+    if (set.has(EMPTY_DEVICE)) return;
+    await set.create(EMPTY_DEVICE, { size: set.baseSize, fs: set.baseFilesystem });
+    this.config.log.info('made the empty device parentless snapshots start from', { fs: set.baseFilesystem, size: set.baseSize });
   }
 
-  private async mountsOf(set: DeviceSet, record: SnapshotRecord): Promise<SnapshotMount[]> {
-    const source = await set.activateDevice(deviceHash(record.id));
+  private async mountsOf(set: ConsumerDevices, record: SnapshotRecord): Promise<SnapshotMount[]> {
+    const source = await set.activate(deviceIdOf(record.id));
     const fs = set.baseFilesystem;
     // Thin snapshots of one filesystem share its UUID, which xfs refuses twice.
     const options = [...(fs === 'xfs' ? ['nouuid'] : []), ...(record.kind === 'view' ? ['ro'] : [])];
@@ -297,9 +298,9 @@ export class Snapshotter {
     return { name: record.key, parent, kind: record.kind, created: record.created, updated: record.updated, labels: { ...record.labels } };
   }
 
-  /** The open DeviceSet, reconciled with the records once per set. */
-  private async set(): Promise<DeviceSet> {
-    const set = await this.config.holder.ready();
+  /** The open DeviceSet's snapshot view, reconciled with the records once per set. */
+  private async set(): Promise<ConsumerDevices> {
+    const set = (await this.config.holder.ready()).devicesOf('snapshot');
     if (this.reconciled?.set !== set) this.reconciled = { set, done: this.changes.run(() => this.reconcile(set)) };
     await this.reconciled.done;
     return set;
@@ -309,37 +310,38 @@ export class Snapshotter {
    * After a crash: a snapshot whose Prepare did not finish is undone, one
    * whose Remove did not finish is removed, and a snap- device that no
    * record names (none, unless a record is unreadable) is deleted. Layers
-   * and volumes (other prefixes) are never looked at.
+   * and volumes (other namespaces) are out of the view's reach.
    */
-  private async reconcile(set: DeviceSet): Promise<void> {
+  private async reconcile(set: ConsumerDevices): Promise<void> {
     const { log } = this.config;
     for (const record of [...this.records.values()].filter((r) => r.state === 'preparing')) {
       log.warn('undoing a snapshot whose Prepare did not finish', { key: record.key });
-      await set.deleteDevice(deviceHash(record.id));
+      await set.delete(deviceIdOf(record.id));
       await this.store.remove(record.id);
       this.records.delete(record.id);
     }
     await this.finishRemovals(set);
     let orphans = 0;
-    for (const hash of set.listDevices()) {
-      const id = idOfDeviceHash(hash);
+    for (const deviceId of set.list()) {
+      const id = snapshotIdOf(deviceId);
       if (id === null) continue;
       this.nextId = Math.max(this.nextId, id + 1);
       if (this.records.has(id) || this.unreadable > 0) continue;
+      const hash = set.deviceHash(deviceId);
       log.warn('deleting a snapshot device that no record names', { hash });
-      await set.deleteDevice(hash).catch((err: unknown) => log.error('cannot delete an orphaned snapshot device', { hash, err: String(err) }));
+      await set.delete(deviceId).catch((err: unknown) => log.error('cannot delete an orphaned snapshot device', { hash, err: String(err) }));
       orphans++;
     }
     for (const record of this.records.values()) {
-      if (!set.hasDevice(deviceHash(record.id))) log.error('snapshot without its device; it is listed but cannot be mounted', { key: record.key, hash: deviceHash(record.id) });
+      if (!set.has(deviceIdOf(record.id))) log.error('snapshot without its device; it is listed but cannot be mounted', { key: record.key, hash: set.deviceHash(deviceIdOf(record.id)) });
     }
     log.info('snapshots reconciled with the pool', { snapshots: this.records.size, orphansDeleted: orphans });
   }
 
-  private async finishRemovals(set: DeviceSet): Promise<void> {
+  private async finishRemovals(set: ConsumerDevices): Promise<void> {
     for (const record of [...this.records.values()].filter((r) => r.state === 'removing')) {
       try {
-        await set.deleteDevice(deviceHash(record.id));
+        await set.delete(deviceIdOf(record.id));
       } catch (err) {
         this.config.log.warn('cannot finish removing a snapshot yet', { key: record.key, err: String(err) });
         continue;

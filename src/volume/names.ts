@@ -5,7 +5,6 @@
 // and its words, so a name refused by one is refused by the other alike.
 import { createHash } from 'node:crypto';
 import { DmthinError } from '../shared/errors';
-import { VOLUME_DEVICE_PREFIX } from '../deviceset/namespaces';
 
 export const MAX_NAME_LENGTH = 255;
 /** Docker's names.RestrictedNameChars, as its message quotes it. */
@@ -35,10 +34,12 @@ export function checkVolumeName(name: string, creating = false): void {
 }
 
 /**
- * The thin device of volume `name`: derived, not recorded, so a volume
- * whose opts.json is lost or corrupt still names its device, and a device
- * no volume derives is known to be an orphan.
+ * The id of volume `name`'s thin device in the volume namespace (the
+ * DeviceSet's volume view names the device): derived, not recorded, so a
+ * volume whose opts.json is lost or corrupt still names its device, and a
+ * device no volume derives is known to be an orphan. Also a name for the
+ * volume's staging directories that any volume name fits in.
  */
-export function volumeDeviceHash(name: string): string {
-  return `${VOLUME_DEVICE_PREFIX}${createHash('sha256').update(name).digest('hex')}`;
+export function volumeDeviceId(name: string): string {
+  return createHash('sha256').update(name).digest('hex');
 }

@@ -9,19 +9,19 @@
 // before its device is deleted. A thin volume's device hash is derived
 // from its name, so after a SIGKILL anywhere the start-up finds either a
 // whole volume or none: dot-directories are removed here, and once the
-// pool is open every vol- device that no volume derives is deleted
+// pool is open every volume device that no volume derives is deleted
 // (thin.ts, reconcile).
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { VOLUME_DEVICE_PREFIX } from '../deviceset/namespaces';
+import { isVolumeMapperPath } from '../deviceset/namespaces';
 import { syncDirectory } from '../shared/atomic-file';
 import { DmthinError } from '../shared/errors';
 import { failpoint } from '../shared/failpoint';
 import type { Logger } from '../shared/log';
 import { MountCount } from './mount-count';
 import { mountsUnder, removeEmptyDir, removeTree, unmountAll } from './mounts';
-import { checkVolumeName, volumeDeviceHash } from './names';
+import { checkVolumeName, volumeDeviceId } from './names';
 import { checkRecord, readVolumeRecord, writeVolumeRecord, type RecordState, type VolumeRecord } from './record';
 
 export interface Volume {
@@ -36,8 +36,6 @@ export interface Volume {
 const DATA_DIR = '_data';
 const CREATING = '.creating-';
 const REMOVING = '.removing-';
-/** /dev/mapper/<DeviceSet prefix>-vol-<sha256>: a thin volume's device, as mountinfo names its source. */
-const THIN_VOLUME_DEVICE = new RegExp(`^/dev/mapper/.+-${VOLUME_DEVICE_PREFIX}[0-9a-f]{64}$`);
 
 export class VolumeRegistry {
   private readonly volumes = new Map<string, Volume>();
@@ -64,7 +62,7 @@ export class VolumeRegistry {
     if (!this.legacyLayout) found.push(...mountsUnder(this.mountsDir, { includeSelf: false }));
     // A thin volume's device may have been left suspended (killed mid-clone); unmounting it
     // now would hang. The DeviceSet resumes it, then unmounts it, as it opens.
-    const stale = found.filter((m) => !THIN_VOLUME_DEVICE.test(m.source)).map((m) => m.mountpoint);
+    const stale = found.filter((m) => !isVolumeMapperPath(m.source)).map((m) => m.mountpoint);
     for (const mountpoint of stale) log.info('unmounting a stale volume mount', { mountpoint });
     for (const { mountpoint, err } of await unmountAll(stale)) log.warn('cannot unmount a stale volume mount', { mountpoint, err });
 
@@ -145,7 +143,7 @@ export class VolumeRegistry {
    * the next start.
    */
   async commitNew(name: string, record: VolumeRecord, makeDevice: (() => Promise<void>) | null, undoDevice: () => Promise<void>): Promise<void> {
-    const staging = path.join(this.volumesDir, `${CREATING}${volumeDeviceHash(name)}`);
+    const staging = path.join(this.volumesDir, `${CREATING}${volumeDeviceId(name)}`);
     let deviceMade = false;
     try {
       await removeTree(staging);
@@ -176,7 +174,7 @@ export class VolumeRegistry {
    */
   async remove(name: string, deleteDevice: () => Promise<void>, log: Logger): Promise<void> {
     const dir = this.volumeDir(name);
-    const trash = path.join(this.volumesDir, `${REMOVING}${volumeDeviceHash(name)}-${randomBytes(4).toString('hex')}`);
+    const trash = path.join(this.volumesDir, `${REMOVING}${volumeDeviceId(name)}-${randomBytes(4).toString('hex')}`);
     await fsp.rename(dir, trash);
     await syncDirectory(this.volumesDir);
     failpoint('volume:remove:renamed');

@@ -57,14 +57,14 @@ export class VolumeStore implements VolumeDriverApi {
     await this.registry.load(this.config.log);
   }
 
-  /** Reconciles the pool's vol- devices once it is open; for main to start in the background. */
+  /** Reconciles the pool's volume devices once it is open; for main to start in the background. */
   async reconcileWhenReady(): Promise<void> {
     await this.thin.reconcileWhenReady();
   }
 
-  /** The thin device hashes volumes (and creates in flight) own: for the admin commands' orphan check. */
-  ownedDeviceHashes(): Set<string> {
-    return this.thin.ownedDeviceHashes();
+  /** The device ids (volume namespace) volumes and creates in flight own: for the admin commands' orphan check. */
+  ownedDeviceIds(): Set<string> {
+    return this.thin.ownedDeviceIds();
   }
 
   /** Unmounts what the store mounted itself (thin devices go with the DeviceSet's shutdown). */
@@ -105,10 +105,10 @@ export class VolumeStore implements VolumeDriverApi {
       }
       // A thin volume, or one whose opts.json cannot say, may own a device. Once the
       // set is open, a stale mount of that device is gone too.
-      const set = mayOwnDevice(volume) ? await this.thin.setIfAny() : null;
+      const devices = mayOwnDevice(volume) ? await this.thin.devicesIfAny() : null;
       const mounted = [...mountpointsUnder(this.registry.volumeDir(name)), ...(this.registry.legacyLayout ? [] : mountpointsUnder(this.registry.mountpoint(name)))];
       if (mounted.length > 0) throw new DmthinError('EBUSY', `volume ${name} is still mounted at ${mounted.join(', ')}; not removing it`);
-      await this.registry.remove(name, () => this.thin.deleteDevice(name, set), this.config.log);
+      await this.registry.remove(name, () => this.thin.deleteDevice(name, devices), this.config.log);
     });
     this.config.log.info('volume removed', { volume: name });
   }
@@ -162,10 +162,10 @@ export class VolumeStore implements VolumeDriverApi {
   // ---- create -------------------------------------------------------------------------------------
 
   private async createThin(name: string, spec: ThinSpec, options: Readonly<Record<string, string>>): Promise<void> {
-    const set = await this.thin.set();
+    const devices = await this.thin.devices();
     const plan = spec.from !== undefined
-      ? planClone(name, spec.from, set, this.registry, spec.size, options)
-      : this.thin.plan(name, set, spec, options, this.config.volumeSize);
+      ? planClone(name, spec.from, devices, this.registry, spec.size, options)
+      : this.thin.plan(name, devices, spec, options, this.config.volumeSize);
     await this.commitNew(name, plan.record, plan.makeDevice);
   }
 

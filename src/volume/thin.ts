@@ -1,13 +1,13 @@
 // Thin volumes: each one a thin device of the process's DeviceSet, in the
-// volume namespace (vol-<sha256 of the name>), with its own filesystem.
+// volume namespace (the DeviceSet's volume view; a volume's device id is
+// derived from its name, names.ts), with its own filesystem.
 // The pool may open late or not at all (no device-mapper): thin volumes
 // wait for it or say why they cannot, plain volumes never do. Once the
-// pool is open, its vol- devices are reconciled with the volumes once.
-import type { DeviceSet } from '../deviceset';
-import { deviceOwner } from '../deviceset/namespaces';
+// pool is open, its volume devices are reconciled with the volumes once.
+import type { ConsumerDevices, DeviceSet } from '../deviceset';
 import { DmthinError } from '../shared/errors';
 import type { Logger } from '../shared/log';
-import { volumeDeviceHash } from './names';
+import { volumeDeviceId } from './names';
 import { MIN_XFS_SIZE } from '../deviceset/sizes';
 import type { ThinSpec } from './options';
 import { newRecord, type VolumeRecord } from './record';
@@ -46,9 +46,9 @@ export function mayOwnDevice(volume: Volume): boolean {
 }
 
 export class ThinVolumes {
-  /** device hashes of creates in flight: reconcile must not take their devices */
+  /** device ids of creates in flight: reconcile must not take their devices */
   private readonly creating = new Set<string>();
-  private readonly reconciled = new WeakMap<DeviceSet, Promise<void>>();
+  private readonly reconciled = new WeakMap<ConsumerDevices, Promise<void>>();
 
   constructor(
     private readonly pool: ThinPoolAccess,
@@ -57,8 +57,8 @@ export class ThinVolumes {
     private readonly log: Logger,
   ) {}
 
-  /** The DeviceSet, reconciled with the store; rejects with what is missing (device-mapper, the pool). */
-  async set(): Promise<DeviceSet> {
+  /** The DeviceSet's volume view, reconciled with the store; rejects with what is missing (device-mapper, the pool). */
+  async devices(): Promise<ConsumerDevices> {
     let set: DeviceSet;
     try {
       set = await this.pool.ready();
@@ -69,13 +69,13 @@ export class ThinVolumes {
         : (err as Error).message;
       throw new DmthinError(code, `thin volumes are unavailable: ${why}; plain volumes (-o type/device/o, or none with DMTHIN_VOLUME_KIND=plain or auto) still work`, { cause: err });
     }
-    return this.reconciledSet(set);
+    return this.reconciledView(set.devicesOf('volume'));
   }
 
-  /** The reconciled set, or null when there is none. */
-  async setIfAny(): Promise<DeviceSet | null> {
+  /** The reconciled volume view, or null when there is no pool. */
+  async devicesIfAny(): Promise<ConsumerDevices | null> {
     const set = await this.pool.tryReady();
-    return set === null ? null : this.reconciledSet(set);
+    return set === null ? null : this.reconciledView(set.devicesOf('volume'));
   }
 
   /** Whether a pool is there (a volume without options is thin then, with DMTHIN_VOLUME_KIND=auto). */
@@ -83,87 +83,89 @@ export class ThinVolumes {
     return (await this.pool.tryReady()) !== null;
   }
 
-  /** Reconciles the pool's vol- devices once it is open; for main to start in the background. */
+  /** Reconciles the pool's volume devices once it is open; for main to start in the background. */
   async reconcileWhenReady(): Promise<void> {
-    const set = await this.pool.tryReady();
-    if (set !== null) await this.reconciledSet(set);
+    await this.devicesIfAny();
   }
 
   /** A new, empty thin volume: its record and its device. */
-  plan(name: string, set: DeviceSet, spec: ThinSpec, options: Readonly<Record<string, string>>, defaultSize: number): ThinPlan {
-    const filesystem = spec.fs ?? set.baseFilesystem;
+  plan(name: string, devices: ConsumerDevices, spec: ThinSpec, options: Readonly<Record<string, string>>, defaultSize: number): ThinPlan {
+    const filesystem = spec.fs ?? devices.baseFilesystem;
     const size = spec.size ?? defaultSize;
     if (filesystem === 'xfs' && size < MIN_XFS_SIZE) {
       throw new DmthinError('EVOLOPTION', `a ${size}-byte xfs volume is too small: xfs needs at least 300M; give -o size=300M or more, or -o fs=ext4`);
     }
     const record = newRecord('thin', options, { Size: size, Filesystem: filesystem });
-    const hash = volumeDeviceHash(name);
-    return { record, makeDevice: namedFailure(name, () => set.createDevice(hash, { size, fs: filesystem, mkfsArgs: filesystem === 'ext4' ? EXT4_MKFS_ARGS : [] })) };
+    const id = volumeDeviceId(name);
+    return { record, makeDevice: namedFailure(name, devices, () => devices.create(id, { size, fs: filesystem, mkfsArgs: filesystem === 'ext4' ? EXT4_MKFS_ARGS : [] })) };
   }
 
   /** Runs a create of volume `name` with its device kept from reconcile meanwhile. */
   async whileCreating<T>(name: string, create: () => Promise<T>): Promise<T> {
-    const hash = volumeDeviceHash(name);
-    this.creating.add(hash);
+    const id = volumeDeviceId(name);
+    this.creating.add(id);
     try {
       return await create();
     } finally {
-      this.creating.delete(hash);
+      this.creating.delete(id);
     }
   }
 
-  /** The thin device hashes volumes (and creates in flight) own: what reconcile keeps. */
-  ownedDeviceHashes(): Set<string> {
+  /** The device ids volumes (and creates in flight) own: what reconcile keeps. */
+  ownedDeviceIds(): Set<string> {
     const owned = new Set(this.creating);
     for (const volume of this.volumes()) {
-      if (mayOwnDevice(volume)) owned.add(volumeDeviceHash(volume.name));
+      if (mayOwnDevice(volume)) owned.add(volumeDeviceId(volume.name));
     }
     return owned;
   }
 
   /** Deletes the device of a create that failed after making it; the next start does it if this cannot. */
   async undoCreate(name: string): Promise<void> {
-    const hash = volumeDeviceHash(name);
-    const set = this.pool.current();
-    await set?.deleteDevice(hash, { discard: true }).catch((e: unknown) => this.log.warn('cannot delete the device of a failed create; the next start does', { hash, err: String(e) }));
+    const devices = this.pool.current()?.devicesOf('volume');
+    if (devices === undefined) return;
+    const id = volumeDeviceId(name);
+    await devices.delete(id, { discard: true }).catch((e: unknown) => this.log.warn('cannot delete the device of a failed create; the next start does', { hash: devices.deviceHash(id), err: String(e) }));
   }
 
   /** Deletes a volume's device, its blocks discarded first: a volume's data must not linger in the pool's free blocks. */
-  async deleteDevice(name: string, set: DeviceSet | null): Promise<void> {
-    const hash = volumeDeviceHash(name);
+  async deleteDevice(name: string, devices: ConsumerDevices | null): Promise<void> {
+    if (devices === null) return;
+    const id = volumeDeviceId(name);
     try {
-      if (set?.hasDevice(hash) === true) await set.deleteDevice(hash, { discard: true });
+      if (devices.has(id)) await devices.delete(id, { discard: true });
     } catch (err) {
-      throw new DmthinError('EVOLREMOVE', `cannot remove volume ${name}: its thin device ${hash}: ${(err as Error).message}`, { cause: err });
+      throw new DmthinError('EVOLREMOVE', `cannot remove volume ${name}: its thin device ${devices.deviceHash(id)}: ${(err as Error).message}`, { cause: err });
     }
   }
 
   async mount(volume: Volume, mountpoint: string): Promise<void> {
-    const set = await this.set();
-    const hash = volumeDeviceHash(volume.name);
-    if (!set.hasDevice(hash)) throw new DmthinError('ENODEV', `volume ${volume.name} cannot be mounted: its thin device ${hash} is missing from the pool`);
+    const devices = await this.devices();
+    const id = volumeDeviceId(volume.name);
+    if (!devices.has(id)) throw new DmthinError('ENODEV', `volume ${volume.name} cannot be mounted: its thin device ${devices.deviceHash(id)} is missing from the pool`);
     const ext4 = volume.state?.ok === true && volume.state.record.Thin?.Filesystem === 'ext4';
-    await set.mountDevice(hash, { target: mountpoint, ...(ext4 ? { options: EXT4_MOUNT_OPTIONS } : {}) });
+    await devices.mount(id, { target: mountpoint, ...(ext4 ? { options: EXT4_MOUNT_OPTIONS } : {}) });
   }
 
   async unmount(volume: Volume): Promise<void> {
-    await (await this.set()).unmountDevice(volumeDeviceHash(volume.name));
+    await (await this.devices()).unmount(volumeDeviceId(volume.name));
   }
 
   /** The device's usage if the pool is open now; never waits for the pool, and not long for the device. */
   async usage(name: string): Promise<UsageLookup> {
-    const set = this.pool.current();
-    if (set === null) return { kind: 'unavailable', reason: 'the thin pool is not open' };
-    const hash = volumeDeviceHash(name);
-    const faulty = set.faultyDevices().find((f) => f.hash === hash);
-    if (faulty !== undefined) return { kind: 'error', reason: `thin device ${hash} is faulty: ${faulty.reason}` };
-    if (!set.hasDevice(hash)) return { kind: 'error', reason: `thin device ${hash} is missing from the pool; the volume cannot be mounted` };
+    const devices = this.pool.current()?.devicesOf('volume');
+    if (devices === undefined) return { kind: 'unavailable', reason: 'the thin pool is not open' };
+    const id = volumeDeviceId(name);
+    const hash = devices.deviceHash(id);
+    const faulty = devices.faultReason(id);
+    if (faulty !== undefined) return { kind: 'error', reason: `thin device ${hash} is faulty: ${faulty}` };
+    if (!devices.has(id)) return { kind: 'error', reason: `thin device ${hash} is missing from the pool; the volume cannot be mounted` };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<UsageLookup>((resolve) => {
       timer = setTimeout(() => resolve({ kind: 'unavailable', reason: 'the pool is busy; ask again' }), USAGE_TIMEOUT_MS);
     });
-    const lookup = set.deviceUsage(hash).then(
-      (usage): UsageLookup => ({ kind: 'usage', usage, deviceName: set.deviceName(hash) }),
+    const lookup = devices.usage(id).then(
+      (usage): UsageLookup => ({ kind: 'usage', usage, deviceName: devices.mapperName(id) }),
       (err: unknown): UsageLookup => ({ kind: 'error', reason: `thin device ${hash}: ${(err as Error).message}` }),
     );
     try {
@@ -173,38 +175,39 @@ export class ThinVolumes {
     }
   }
 
-  private async reconciledSet(set: DeviceSet): Promise<DeviceSet> {
-    let done = this.reconciled.get(set);
+  private async reconciledView(devices: ConsumerDevices): Promise<ConsumerDevices> {
+    let done = this.reconciled.get(devices);
     if (done === undefined) {
-      done = this.reconcile(set);
-      this.reconciled.set(set, done);
+      done = this.reconcile(devices);
+      this.reconciled.set(devices, done);
     }
     await done;
-    return set;
+    return devices;
   }
 
   /**
-   * Deletes every vol- device that no volume owns: what a crash during a
+   * Deletes every volume device that no volume owns: what a crash during a
    * create or a remove leaves. A volume whose opts.json is unreadable keeps
    * its device: it may be thin. Never throws: thin operations wait on it.
    */
-  private async reconcile(set: DeviceSet): Promise<void> {
-    const owned = this.ownedDeviceHashes();
+  private async reconcile(devices: ConsumerDevices): Promise<void> {
+    const owned = this.ownedDeviceIds();
     let deleted = 0;
-    for (const hash of set.listDevices()) {
-      if (deviceOwner(hash) !== 'volume' || owned.has(hash)) continue;
+    for (const id of devices.list()) {
+      if (owned.has(id)) continue;
+      const hash = devices.deviceHash(id);
       this.log.warn('deleting a thin device that no volume owns (left by an interrupted create or remove)', { hash });
       try {
-        await set.deleteDevice(hash, { discard: true });
+        await devices.delete(id, { discard: true });
         deleted++;
       } catch (err) {
         this.log.error('cannot delete an orphaned volume device', { hash, err: String(err) });
       }
     }
     for (const volume of this.volumes()) {
-      const hash = volumeDeviceHash(volume.name);
-      if (volume.state?.ok === true && volume.state.record.Kind === 'thin' && !set.hasDevice(hash)) {
-        this.log.error('thin volume without its device; it is listed but cannot be mounted', { volume: volume.name, hash });
+      const id = volumeDeviceId(volume.name);
+      if (volume.state?.ok === true && volume.state.record.Kind === 'thin' && !devices.has(id)) {
+        this.log.error('thin volume without its device; it is listed but cannot be mounted', { volume: volume.name, hash: devices.deviceHash(id) });
       }
     }
     this.log.info('thin volumes reconciled with the pool', { orphansDeleted: deleted });
@@ -212,12 +215,12 @@ export class ThinVolumes {
 }
 
 /** makeDevice, with its failure said as volume `name`'s. */
-export function namedFailure(name: string, makeDevice: () => Promise<void>): () => Promise<void> {
+export function namedFailure(name: string, devices: ConsumerDevices, makeDevice: () => Promise<void>): () => Promise<void> {
   return async () => {
     try {
       await makeDevice();
     } catch (err) {
-      throw deviceError(name, volumeDeviceHash(name), err);
+      throw deviceError(name, devices.deviceHash(volumeDeviceId(name)), err);
     }
   };
 }

@@ -11,7 +11,7 @@ import type { GraphDriverApi } from '../../src/graphdriver/types';
 import { createLogger } from '../../src/shared/log';
 import { createApp } from '../../src/server/app';
 import { mountpointsUnder, unmountAll } from '../../src/volume/mounts';
-import { volumeDeviceHash } from '../../src/volume/names';
+import { volumeDeviceId } from '../../src/volume/names';
 import { VolumeStore, type VolumeStoreConfig } from '../../src/volume/store';
 import type { VolumeInfo } from '../../src/volume/types';
 import { requireRoot } from '../support/env';
@@ -162,10 +162,10 @@ describe('volume store on the host (real mounts)', function () {
     await fsp.writeFile(path.join(mp, 'f'), 'x');
     await fsp.writeFile(path.join(root, 'volumes', 'plain2', '_data', 'g'), 'data');
     // What a SIGKILL in the middle of a create and of a remove leaves.
-    const creating = path.join(root, 'volumes', `.creating-${volumeDeviceHash('half')}`);
+    const creating = path.join(root, 'volumes', `.creating-${volumeDeviceId('half')}`);
     await fsp.mkdir(path.join(creating, '_data'), { recursive: true });
     await fsp.writeFile(path.join(creating, 'opts.json'), '{}');
-    const removing = path.join(root, 'volumes', `.removing-${volumeDeviceHash('gone')}-0011`);
+    const removing = path.join(root, 'volumes', `.removing-${volumeDeviceId('gone')}-0011`);
     await fsp.mkdir(path.join(removing, '_data'), { recursive: true });
 
     // The old store is dropped without unmounting, as a killed process would leave it.

@@ -1,11 +1,12 @@
 // Volume names, -o options and opts.json as the store checks them: every
 // refusal says what is wrong, and nothing hostile gets through.
 import assert from 'node:assert/strict';
-import { checkVolumeName, volumeDeviceHash } from '../../src/volume/names';
+import { checkVolumeName, volumeDeviceId } from '../../src/volume/names';
 import { maskSecrets, parseVolumeOptions, plainMountArguments, shownOptions } from '../../src/volume/options';
 import { checkRecord, newRecord } from '../../src/volume/record';
 import { binarySize, volumeStatus } from '../../src/volume/status';
 import { checkHash } from '../../src/deviceset/metadata';
+import { deviceHashOf } from '../../src/deviceset/namespaces';
 import { fs } from '../../src/devmapper';
 
 const MiB = 1024 * 1024;
@@ -50,12 +51,12 @@ describe('volume names', () => {
     });
   }
 
-  it('derives a device hash the DeviceSet takes, the same for the same name, different for others', () => {
-    const hash = volumeDeviceHash('x'.repeat(255));
+  it('derives a device id the volume namespace takes, the same for the same name, different for others', () => {
+    const hash = deviceHashOf('volume', volumeDeviceId('x'.repeat(255)));
     assert.match(hash, /^vol-[0-9a-f]{64}$/);
     checkHash(hash);
-    assert.equal(volumeDeviceHash('a'), volumeDeviceHash('a'));
-    assert.notEqual(volumeDeviceHash('a'), volumeDeviceHash('b'));
+    assert.equal(volumeDeviceId('a'), volumeDeviceId('a'));
+    assert.notEqual(volumeDeviceId('a'), volumeDeviceId('b'));
   });
 });
 

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { listThinIds } from '../../src/deviceset/pool';
-import { volumeDeviceHash } from '../../src/volume/names';
+import { deviceHashOf } from '../../src/deviceset/namespaces';
+import { volumeDeviceId } from '../../src/volume/names';
 import { mountpointsUnder } from '../../src/volume/mounts';
 import { requireRoot, requireVm } from '../support/env';
 import { openSet, SMALL, tempHome } from '../support/deviceset';
@@ -87,7 +88,7 @@ describe('volume crash safety (VM)', function () {
       const status = ((await post('VolumeDriver.Get', { Name: name }))['Volume'] as { Status: Record<string, unknown> }).Status;
       assert.equal(status['Error'], undefined, `${name}: ${String(status['Error'])}`);
       if (status['Kind'] === 'thin') {
-        thin.add(volumeDeviceHash(name));
+        thin.add(deviceHashOf('volume', volumeDeviceId(name)));
         assert.equal(typeof status['DeviceId'], 'number');
       }
     }
@@ -179,7 +180,7 @@ describe('volume crash safety (VM)', function () {
       const known = [...set.listDevices(), ''].map((h) => Number(set.deviceMetadata(h)['DeviceId'])).sort((a, b) => a - b);
       assert.deepEqual([...(await listThinIds(set.pool))].sort((a, b) => a - b), known);
       assert.deepEqual(set.faultyDevices(), []);
-      assert.deepEqual(set.listDevices().sort(), [...expected.keys()].filter((n) => n !== 'keep').map(volumeDeviceHash).sort());
+      assert.deepEqual(set.listDevices().sort(), [...expected.keys()].filter((n) => n !== 'keep').map((n) => deviceHashOf('volume', volumeDeviceId(n))).sort());
     } finally {
       await set.shutdown();
     }

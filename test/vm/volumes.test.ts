@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DeviceSetHolder } from '../../src/deviceset';
 import { fs as kfs } from '../../src/devmapper';
-import { volumeDeviceHash } from '../../src/volume/names';
+import { volumeDeviceId } from '../../src/volume/names';
 import { VolumeStore } from '../../src/volume/store';
 import type { VolumeInfo } from '../../src/volume/types';
 import { requireRoot, requireVm } from '../support/env';
@@ -175,7 +175,7 @@ describe('thin volumes (VM)', function () {
     const allocated = async (): Promise<number> => (await fsp.stat(dataFile)).blocks * 512;
     const before = await allocated();
     await store.remove('victim');
-    assert.equal(set.hasDevice(volumeDeviceHash('victim')), false, 'the thin device is deleted');
+    assert.equal(set.devicesOf('volume').has(volumeDeviceId('victim')), false, 'the thin device is deleted');
     assert.equal(await store.get('victim'), null);
     const freed = before - (await allocated());
     assert.ok(freed > 40 * MiB, `the discard gave ${freed} bytes back to the loop file`);
