@@ -111,22 +111,33 @@ interface Pending {
 }
 
 type Setter = (p: Pending, value: string, key: string) => void;
+type Parse<T> = (key: string, value: string) => T;
+
+/** The setter of an option that is one field, parse(key, value). */
+function into<F extends keyof DeviceSetOptions>(field: F, parse: Parse<DeviceSetOptions[F]>): Setter {
+  return (p, v, k) => {
+    p.options[field] = parse(k, v);
+  };
+}
+
+/** The setter of a direct-lvm setting, decided once every entry is read (directLvmOption). */
+function intoLvm<F extends keyof Pending['lvm']>(field: F, parse: Parse<Pending['lvm'][F]>): Setter {
+  return (p, v, k) => {
+    p.lvm[field] = parse(k, v);
+  };
+}
+
+const percentBelow100: Parse<number> = (k, v) => percentOption(k, v, 99);
+const percentUpTo100: Parse<number> = (k, v) => percentOption(k, v, 100);
 
 const SETTERS: Readonly<Record<string, Setter>> = {
   'dm.basesize': (p, v, k) => {
     p.options.baseSize = deviceSizeOption(k, v);
     p.options.baseSizeSet = true;
   },
-  'dm.loopdatasize': (p, v, k) => {
-    p.options.loopDataSize = sizeOption(k, v);
-  },
-  'dm.loopmetadatasize': (p, v, k) => {
-    p.options.loopMetadataSize = sizeOption(k, v);
-  },
-  'dm.fs': (p, v) => {
-    if (v !== 'ext4' && v !== 'xfs') fail(`unsupported filesystem ${v} for dm.fs (ext4 or xfs)`);
-    p.options.fs = v;
-  },
+  'dm.loopdatasize': into('loopDataSize', sizeOption),
+  'dm.loopmetadatasize': into('loopMetadataSize', sizeOption),
+  'dm.fs': into('fs', fsOption),
   'dm.mkfsarg': (p, v) => {
     // An empty argument would reach mkfs as an empty argv entry.
     if (v !== '') p.options.mkfsArgs.push(v);
@@ -135,61 +146,29 @@ const SETTERS: Readonly<Record<string, Setter>> = {
     // Docker joins with ',' and skips empty pieces.
     if (v !== '') p.options.mountOptions.push(v);
   },
-  'dm.datadev': (p, v, k) => {
-    p.options.dataDevice = pathOption(k, v);
-  },
-  'dm.metadatadev': (p, v, k) => {
-    p.options.metadataDevice = pathOption(k, v);
-  },
-  'dm.thinpooldev': (p, v, k) => {
-    p.options.thinPoolDevice = poolNameOption(k, v);
-  },
-  'dm.blocksize': (p, v, k) => {
-    p.options.blockSize = blockSizeOption(k, v);
-  },
+  'dm.datadev': into('dataDevice', pathOption),
+  'dm.metadatadev': into('metadataDevice', pathOption),
+  'dm.thinpooldev': into('thinPoolDevice', poolNameOption),
+  'dm.blocksize': into('blockSize', blockSizeOption),
   'dm.blkdiscard': (p, v, k) => {
     p.options.blkDiscard = boolOption(k, v);
     p.blkDiscardGiven = true;
   },
-  'dm.override_udev_sync_check': (p, v, k) => {
-    p.options.overrideUdevSyncCheck = boolOption(k, v);
-  },
-  'dm.use_deferred_removal': (p, v, k) => {
-    p.options.useDeferredRemoval = boolOption(k, v);
-  },
-  'dm.use_deferred_deletion': (p, v, k) => {
-    p.options.useDeferredDeletion = boolOption(k, v);
-  },
-  'dm.min_free_space': (p, v, k) => {
-    p.options.minFreeSpacePercent = minFreeSpaceOption(k, v);
-  },
-  'dm.low_water_mark': (p, v, k) => {
-    p.options.lowWaterMark = v.endsWith('%') ? { percent: percentOption(k, v, 99) } : { bytes: sizeOption(k, v) };
-  },
-  'dm.xfs_nospace_max_retries': (p, v, k) => {
-    p.options.xfsNospaceMaxRetries = uintOption(k, v);
-  },
-  'dm.libdm_log_level': (p, v, k) => {
-    p.options.libdmLogLevel = logLevelOption(k, v);
-  },
-  'dm.directlvm_device': (p, v, k) => {
-    p.lvm.device = pathOption(k, v) ?? '';
-  },
+  'dm.override_udev_sync_check': into('overrideUdevSyncCheck', boolOption),
+  'dm.use_deferred_removal': into('useDeferredRemoval', boolOption),
+  'dm.use_deferred_deletion': into('useDeferredDeletion', boolOption),
+  'dm.min_free_space': into('minFreeSpacePercent', minFreeSpaceOption),
+  'dm.low_water_mark': into('lowWaterMark', (k, v) => (v.endsWith('%') ? { percent: percentBelow100(k, v) } : { bytes: sizeOption(k, v) })),
+  'dm.xfs_nospace_max_retries': into('xfsNospaceMaxRetries', uintOption),
+  'dm.libdm_log_level': into('libdmLogLevel', logLevelOption),
+  'dm.directlvm_device': intoLvm('device', (k, v) => pathOption(k, v) ?? ''),
   'dm.directlvm_device_force': (p, v, k) => {
     p.lvmForce = boolOption(k, v);
   },
-  'dm.thinp_percent': (p, v, k) => {
-    p.lvm.thinpPercent = percentOption(k, v, 99);
-  },
-  'dm.thinp_metapercent': (p, v, k) => {
-    p.lvm.thinpMetaPercent = percentOption(k, v, 99);
-  },
-  'dm.thinp_autoextend_threshold': (p, v, k) => {
-    p.lvm.autoextendThreshold = percentOption(k, v, 100);
-  },
-  'dm.thinp_autoextend_percent': (p, v, k) => {
-    p.lvm.autoextendPercent = percentOption(k, v, 100);
-  },
+  'dm.thinp_percent': intoLvm('thinpPercent', percentBelow100),
+  'dm.thinp_metapercent': intoLvm('thinpMetaPercent', percentBelow100),
+  'dm.thinp_autoextend_threshold': intoLvm('autoextendThreshold', percentUpTo100),
+  'dm.thinp_autoextend_percent': intoLvm('autoextendPercent', percentUpTo100),
 };
 
 /** Every dm.* key parseOptions accepts. */
@@ -279,6 +258,11 @@ function deviceSizeOption(key: string, value: string): number {
   const problem = deviceSizeProblem(bytes);
   if (problem !== null) fail(`${key}=${value} ${problem}`);
   return bytes;
+}
+
+function fsOption(key: string, value: string): NonNullable<DeviceSetOptions['fs']> {
+  if (value !== 'ext4' && value !== 'xfs') fail(`unsupported filesystem ${value} for ${key} (ext4 or xfs)`);
+  return value;
 }
 
 function blockSizeOption(key: string, value: string): number {
