@@ -1,26 +1,11 @@
 // Changes as it was before the native scan (a JavaScript walk, lstat and
-// capability reads per path), kept only as bench/layer-diff's baseline.
-// What a layer changed against its parent, both mounted as directories:
-// the list `docker diff` shows, the tar `docker commit` stores, and the
-// size `docker ps -s` prints. The rules follow dockerd's own
-// (pkg/archive/changes.go): a file changed if its type, mode, owner,
-// device, size, mtime or file capability differ; a directory only if its
-// mode, owner or capability differ, or if something inside it changed.
+// capability reads per path), kept only as bench/layer-diff's baseline:
+// the rules (dockerd's) and the list's shape are src/graphdriver/changes.ts's,
+// only the way the list is found is the old one.
 import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { fs as kfs } from '../../src/devmapper';
-
-export const enum ChangeKind {
-  Modify = 0,
-  Add = 1,
-  Delete = 2,
-}
-
-export interface Change {
-  /** absolute inside the layer, e.g. "/etc/passwd" */
-  Path: string;
-  Kind: ChangeKind;
-}
+import { ChangeKind, type Change } from '../../src/graphdriver/changes';
 
 // The walk stats with synchronous calls: it makes two per path of the
 // whole layer, and a thread-pool round trip each would cost many times

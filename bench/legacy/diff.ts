@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { fs as kfs } from '../../src/devmapper';
 import { WHITEOUT_PREFIX } from '../../src/graphdriver/layer-applier';
-import { ChangeKind, type Change } from './changes';
+import { ChangeKind, type Change } from '../../src/graphdriver/changes';
 import { paxHeaderEntry, paxRecord } from '../../src/graphdriver/pax-header';
 
 const SMALL_BODY = 1024 * 1024;
