@@ -11,6 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv, { type JSONSchemaType, type ValidateFunction } from 'ajv';
 import { MAX_THIN_ID } from '../devmapper/thin';
+import type { DeviceRecord } from '../deviceset/metadata';
 import { DmthinError } from '../shared/errors';
 
 export const SET_FILE = 'deviceset-metadata';
@@ -78,17 +79,11 @@ const validateDevice = ajv.compile(deviceSchema);
 const validateSet = ajv.compile(setSchema);
 const validateTransaction = ajv.compile(transactionSchema);
 
-/** A device as the in-tree driver recorded it; hash '' is the base device. */
-export interface InTreeDevice {
-  hash: string;
-  deviceId: number;
-  /** bytes */
-  size: number;
-  transactionId: number;
-  initialized: boolean;
-  /** marked for deferred deletion: still in the pool */
-  deleted: boolean;
-}
+/**
+ * A device as the in-tree driver recorded it; hash '' is the base device.
+ * dmthin's records keep its fields, and add only a device's own filesystem.
+ */
+export type InTreeDevice = Omit<DeviceRecord, 'filesystem'>;
 
 export interface InTreeMetadata {
   /** the metadata directory read */
