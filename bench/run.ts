@@ -8,6 +8,7 @@ import { benchDeviceSetOps, formatDeviceSetOps } from './deviceset-ops';
 import { benchDeviceSetScale, formatDeviceSetScale } from './deviceset-scale';
 import { benchDockerWorkload, formatDockerWorkload } from './docker-workload';
 import { benchGraphtest, formatGraphtest } from './graphtest';
+import { benchMigrate, formatMigrate } from './migrate';
 import { benchTarEngine, formatTarEngine } from './tar-engine';
 import { benchVolumes, formatVolumes } from './volumes';
 
@@ -48,13 +49,18 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
     });
     return { text: formatGraphtest(r), data: r };
   },
+  // `dmthin migrate` of a data root with DMTHIN_BENCH_LAYERS layers (npm run bench:migrate).
+  migrate: async () => {
+    const rows = await benchMigrate(Number(process.env['DMTHIN_BENCH_LAYERS'] ?? '1000'));
+    return { text: formatMigrate(rows), data: { rows } };
+  },
 };
 
 /** The benchmarks that need no device-mapper. */
 const HOST_BENCHES = new Set(['tar-engine']);
 
-/** Run when DMTHIN_BENCH names none: all but graphtest, which has its own command (npm run bench:graphtest). */
-const DEFAULT_BENCHES = Object.keys(BENCHES).filter((name) => name !== 'graphtest');
+/** Run when DMTHIN_BENCH names none: all but graphtest and migrate, which have their own commands. */
+const DEFAULT_BENCHES = Object.keys(BENCHES).filter((name) => name !== 'graphtest' && name !== 'migrate');
 
 async function main(): Promise<void> {
   const chosen = (process.env['DMTHIN_BENCH'] ?? DEFAULT_BENCHES.join(',')).split(',');
