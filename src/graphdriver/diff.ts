@@ -57,7 +57,8 @@ function fetchBatch(layer: string, list: readonly RawChange[], from: number): Pr
   return batch;
 }
 
-async function* tarChunks(layer: string, list: readonly RawChange[]): AsyncGenerator<Buffer> {
+/** The tar chunks of `list` read from the mounted layer (exportRawChanges' stream, or another's). */
+export async function* tarChunks(layer: string, list: readonly RawChange[]): AsyncGenerator<Buffer> {
   const tar = new TarChunks();
   // Whiteouts are dated like the in-tree driver's: when the diff is made (Go rounds to the second).
   const now = Math.round(Date.now() / 1000);

@@ -14,8 +14,8 @@ import { DmthinError } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import { applyTar } from './apply';
 import { changes, rawChanges, rawChangesSize, type Change } from './changes';
-import { exportRawChanges } from './diff';
 import { saveInitRecord, type InitRecord } from './init-record';
+import { diffAfterMount, type LazyDiff } from './lazy-diff';
 import type { CreateRequest, GraphCapabilities, GraphDriverApi } from './types';
 
 export interface DeviceSetDriverConfig {
@@ -98,14 +98,12 @@ export class DeviceSetDriver implements GraphDriverApi {
     }
   }
 
-  async diff(id: string, parent: string): Promise<{ stream: Readable; release: () => Promise<void> }> {
-    const { layer, lower, release } = await this.mountPair(id, parent);
-    try {
-      return { stream: exportRawChanges(layer, await rawChanges(layer, lower)), release };
-    } catch (err) {
-      await release();
-      throw err;
-    }
+  async diff(id: string, parent: string): Promise<LazyDiff> {
+    // Unknown layers are refused here, before the answer starts; the mounts wait for the first read (lazy-diff.ts).
+    const layers = await this.layers();
+    layers.metadata(id);
+    if (parent !== '') layers.metadata(parent);
+    return diffAfterMount(() => this.mountPair(id, parent));
   }
 
   async changes(id: string, parent: string): Promise<Change[]> {

@@ -33,8 +33,9 @@ export interface GraphDriverApi {
   /** Unpacks a layer tar onto layer `id` (made with Create on `parent`); resolves to the tar's size. */
   applyDiff(id: string, parent: string, tar: Readable): Promise<number>;
   /**
-   * The tar of `id`'s changes against `parent`. Errors before the stream
-   * starts reject; release() must be called once the stream is consumed.
+   * The tar of `id`'s changes against `parent`. Unknown or foreign ids
+   * reject; a failure once the stream is read (a mount, a read) fails the
+   * stream. release() must be called once the stream is consumed.
    */
   diff(id: string, parent: string): Promise<{ stream: Readable; release: () => Promise<void> }>;
   changes(id: string, parent: string): Promise<Change[]>;

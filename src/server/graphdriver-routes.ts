@@ -58,8 +58,8 @@ export function applyDiffHandler(graph: GraphDriverApi) {
 
 /**
  * Diff answers with the tar itself. dockerd takes any 200 body as the tar,
- * so an error found before streaming is a 500 with Err; one found midway
- * can only cut the connection.
+ * so bad or unknown ids are a 500 with Err; an error once the answer has
+ * started (mounting the layers, reading them) can only cut the connection.
  */
 export function diffHandler(graph: GraphDriverApi, log: Logger) {
   return async (req: Request, res: Response): Promise<void> => {
@@ -73,6 +73,8 @@ export function diffHandler(graph: GraphDriverApi, log: Logger) {
       return reply(res, failure('GraphDriver.Diff', err, log), 500);
     }
     res.status(200).type('application/x-tar');
+    // Headers first: a client piping this into ApplyDiff starts it while the layers mount (graphdriver/lazy-diff.ts).
+    res.flushHeaders();
     try {
       await pipeline(diff.stream, res);
     } catch (err) {
