@@ -22,11 +22,26 @@ function targetSize(what: string, text: unknown, current: number): number | unde
   return target;
 }
 
-/** VG and LV of an LVM device-mapper name (dashes in either are doubled), or null. */
+/**
+ * VG and LV of an LVM device-mapper name, or null. LVM doubles the dashes
+ * inside either name, and names the thin-pool target of pool VG/LV
+ * `VG-LV-tpool` (a layer under the pool LV's own device), so that suffix
+ * names the same LV.
+ */
 export function lvmName(dmName: string): { vg: string; lv: string } | null {
-  const m = /^((?:[^-]|--)+)-((?:[^-]|--)+)$/.exec(dmName);
+  const m = /^((?:[^-]|--)+)-((?:[^-]|--)+)(?:-tpool)?$/.exec(dmName);
   if (m === null) return null;
   return { vg: (m[1] ?? '').replace(/--/g, '-'), lv: (m[2] ?? '').replace(/--/g, '-') };
+}
+
+/** The lvextend commands that grow LVM thin pool `dmName` as asked (sizes as given: 200G, +50G). */
+export function lvextendLines(dmName: string, growth: { data?: string; metadata?: string }): string[] {
+  const lvm = lvmName(dmName);
+  const lv = lvm === null ? 'VG/LV' : `${lvm.vg}/${lvm.lv}`;
+  const lines: string[] = [];
+  if (growth.data !== undefined) lines.push(`lvextend -L ${growth.data} ${lv}`);
+  if (growth.metadata !== undefined) lines.push(`lvextend --poolmetadatasize ${growth.metadata} ${lv}`);
+  return lines;
 }
 
 async function totals(set: DeviceSet): Promise<{ data: number; metadata: number }> {
@@ -39,10 +54,10 @@ export async function growPool(deps: AdminDeps, body: Record<string, unknown>): 
   const { pool } = set;
   if (body['Data'] === undefined && body['Metadata'] === undefined) throw new DmthinError('EBADSIZE', 'say what to grow: --data SIZE and/or --metadata SIZE');
   if (pool.dataFile === '') {
-    const lvm = lvmName(pool.name);
-    const lines: string[] = [];
-    if (body['Data'] !== undefined) lines.push(`lvextend -L ${String(body['Data'])} ${lvm === null ? 'VG/LV' : `${lvm.vg}/${lvm.lv}`}`);
-    if (body['Metadata'] !== undefined) lines.push(`lvextend --poolmetadatasize ${String(body['Metadata'])} ${lvm === null ? 'VG/LV' : `${lvm.vg}/${lvm.lv}`}`);
+    const lines = lvextendLines(pool.name, {
+      ...(body['Data'] === undefined ? {} : { data: String(body['Data']) }),
+      ...(body['Metadata'] === undefined ? {} : { metadata: String(body['Metadata']) }),
+    });
     if (pool.owned) throw new DmthinError('ENOTLOOP', `pool ${pool.name} is on dm.datadev/dm.metadatadev: grow those block devices, then restart dmthin`);
     throw new DmthinError('ENOTLOOP', `pool ${pool.name} is not dmthin's loop files; if it is an LVM thin pool, grow it online with: ${lines.join(' ; ')} (dmthin needs nothing more)`);
   }

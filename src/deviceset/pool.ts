@@ -219,10 +219,11 @@ async function thinLs(pool: Pool, fields: readonly string[]): Promise<number[][]
 /** Refuses a new device when the pool is failed, read-only, full, below its low-water mark, or below dm.min_free_space. */
 export async function checkFreeSpace(pool: Pool, options: Pick<DeviceSetOptions, 'lowWaterMark' | 'minFreeSpacePercent'>): Promise<void> {
   const s = await thin.poolStatus(pool.name);
-  if (s.failed) throw new DmthinError('EPOOLFAILED', `thin pool ${pool.name} has failed`);
-  if (s.needsCheck) throw new DmthinError('EPOOLCHECK', `thin pool ${pool.name} needs a metadata check (thin_check)`);
-  if (s.mode === 'ro') throw new DmthinError('EPOOLRO', `thin pool ${pool.name} is read-only (metadata space exhausted or an error); it needs repair`);
-  if (s.mode === 'out_of_data_space') throw new DmthinError('ENOSPC', `thin pool ${pool.name} is out of data space; free some or grow the pool`);
+  const still = 'removing and reading still work';
+  if (s.failed) throw new DmthinError('EPOOLFAILED', `thin pool ${pool.name} has failed: no new layers, containers or volumes; stop dmthin and dockerd, run thin_check (and thin_repair) on its metadata, then start again`);
+  if (s.needsCheck) throw new DmthinError('EPOOLCHECK', `thin pool ${pool.name} needs a metadata check: no new layers, containers or volumes until \`dmthin check --thin-check\` (thin_check, with dmthin stopped) passes; reading still works`);
+  if (s.mode === 'ro') throw new DmthinError('EPOOLRO', `thin pool ${pool.name} is read-only (metadata space exhausted, an error, or the read_only feature): no new layers, containers or volumes until it is writable again (\`dmthin pool grow --metadata SIZE\`, or reload its table without read_only); reading still works`);
+  if (s.mode === 'out_of_data_space') throw new DmthinError('ENOSPC', `thin pool ${pool.name} is out of data space: no new layers, containers or volumes until it is grown (dmthin pool grow --data SIZE, or lvextend) or space is freed; ${still}`);
   const freeBlocks = s.totalDataBlocks - s.usedDataBlocks;
   const lowWater = lowWaterBlocks(options, s.totalDataBlocks, await poolBlockSize(pool));
   if (freeBlocks < lowWater) {

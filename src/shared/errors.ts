@@ -48,6 +48,14 @@ export class DmthinError extends Error {
  */
 const BAD_INPUT_CODES: ReadonlySet<string> = new Set(['ECONFIG', 'EDMOPTION', 'EVOLOPTION', 'EINVAL', 'EINVALIDID', 'EINVALIDNAME', 'ESIZE']);
 
+/**
+ * Codes of a new device refused because of the pool's health (deviceset/
+ * pool.ts checkFreeSpace): out of space or below the low-water mark,
+ * read-only, needing a check, failed. Nothing was changed; asking again
+ * works once the pool is grown or repaired.
+ */
+export const POOL_REFUSAL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EPOOLRO', 'EPOOLCHECK', 'EPOOLFAILED']);
+
 /** Whether err refuses bad input (see BAD_INPUT_CODES) rather than reporting a failure. */
 export function isBadInput(err: unknown): err is DmthinError {
   return err instanceof DmthinError && BAD_INPUT_CODES.has(err.code);

@@ -29,6 +29,12 @@ const CODE_BY_ERROR: Record<string, grpc.status> = {
   ENODM: grpc.status.UNAVAILABLE,
   ENOPOOL: grpc.status.UNAVAILABLE,
   ESHUTDOWN: grpc.status.UNAVAILABLE,
+  // The pool's health refused a new snapshot (POOL_REFUSAL_CODES): containerd 1.7's
+  // errdefs has no "resource exhausted", and its clients must not retry as for UNAVAILABLE.
+  ENOSPC: grpc.status.FAILED_PRECONDITION,
+  EPOOLRO: grpc.status.FAILED_PRECONDITION,
+  EPOOLCHECK: grpc.status.FAILED_PRECONDITION,
+  EPOOLFAILED: grpc.status.FAILED_PRECONDITION,
 };
 
 interface WireInfo {

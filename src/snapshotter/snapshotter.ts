@@ -13,7 +13,7 @@
 import path from 'node:path';
 import type { ConsumerDevices, DeviceSetHolder } from '../deviceset';
 import { failpoint } from '../shared/failpoint';
-import { DmthinError } from '../shared/errors';
+import { DmthinError, POOL_REFUSAL_CODES } from '../shared/errors';
 import { Mutex } from '../shared/lock';
 import type { Logger } from '../shared/log';
 import { nowNanos } from './clock';
@@ -255,7 +255,7 @@ export class Snapshotter {
         await set.add(deviceIdOf(fresh.id), parent === null ? EMPTY_DEVICE : deviceIdOf(parent.id));
       } catch (err) {
         await this.store.remove(fresh.id);
-        const code = (err as { code?: string }).code === 'ENOSPC' ? 'ENOSPC' : 'ESNAPDEVICE';
+        const code = err instanceof DmthinError && POOL_REFUSAL_CODES.has(err.code) ? err.code : 'ESNAPDEVICE';
         throw new DmthinError(code, `cannot make the device of snapshot ${key}: ${(err as Error).message}`, { cause: err });
       }
       failpoint('snapshot:prepare:device-added');
