@@ -44,13 +44,13 @@ async function restoredInit(settings: Settings, log: Logger): Promise<InitRecord
  * containerd's snapshots service on its own socket, unless turned off. It
  * failing to start (its socket taken, say) leaves layers and volumes served.
  */
-async function startSnapshotter(settings: Settings, holder: DeviceSetHolder, log: Logger): Promise<SnapshotServer | null> {
+async function startSnapshotter(settings: Settings, holder: DeviceSetHolder, log: Logger): Promise<{ server: SnapshotServer; snapshotter: Snapshotter } | null> {
   if (settings.snapshotterSocket === null) return null;
   try {
     const snapshotter = new Snapshotter({ holder, dir: path.join(settings.root, 'snapshotter'), log });
     await snapshotter.load();
     snapshotter.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile the snapshots with the pool', { err: String(err) }));
-    return await listenSnapshotter(snapshotter, settings.snapshotterSocket, log);
+    return { server: await listenSnapshotter(snapshotter, settings.snapshotterSocket, log), snapshotter };
   } catch (err) {
     log.error('cannot serve the containerd snapshotter; layers and volumes are served', { socket: settings.snapshotterSocket, err: String(err) });
     return null;
@@ -108,13 +108,15 @@ export async function serve(): Promise<number> {
   volumes.reconcileWhenReady().catch((err: unknown) => log.error('cannot reconcile thin volumes', { err: String(err) }));
   const graph = new DeviceSetDriver({ holder, root: settings.root, log, restored });
   const { drivers } = settings;
-  const admin = { holder, volumeDevices: () => new Set([...volumes.ownedDeviceIds()].map((id) => deviceHashOf('volume', id))), log, root: settings.root, socket: settings.socket };
+  let snapshotter: Snapshotter | null = null;
+  const admin = { holder, volumeDevices: () => new Set([...volumes.ownedDeviceIds()].map((id) => deviceHashOf('volume', id))), snapshots: () => snapshotter, log, root: settings.root, socket: settings.socket };
   const metrics = settings.metrics === null ? null : new Metrics(holder);
   const plugin = withAdminRoutes(createApp({ graph, volumes, log, drivers, ...(metrics === null ? {} : { onError: metrics.onError }) }), admin);
   // Neither driver served (DMTHIN_GRAPHDRIVER=off DMTHIN_VOLUMEDRIVER=off): no plugin socket at all, and no admin calls.
   const server = drivers.graph || drivers.volume ? await listenOnSocket(metrics === null ? plugin : metrics.instrument(plugin), settings.socket) : null;
   const metricsServer = metrics === null || settings.metrics === null ? null : await startMetrics(metrics, settings.metrics, log);
   const snapshots = await startSnapshotter(settings, holder, log);
+  snapshotter = snapshots?.snapshotter ?? null;
   if (server === null && snapshots === null) {
     log.error('nothing to serve: both drivers are turned off and the containerd snapshotter could not start');
     await holder.shutdown();
@@ -136,7 +138,7 @@ export async function serve(): Promise<number> {
   if (server !== null) await close(server);
   monitor.stop();
   if (metricsServer !== null) await close(metricsServer);
-  await snapshots?.close();
+  await snapshots?.server.close();
   await volumes.shutdown();
   // Layers dockerd still holds (Get without Put: running containers) stay
   // mounted, so that a plugin restarted under dockerd serves them as they

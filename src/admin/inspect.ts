@@ -11,6 +11,7 @@ import { listThinIds } from '../deviceset/pool';
 import { deviceOwner } from '../deviceset/namespaces';
 import { isErrno } from '../shared/errors';
 import type { Logger } from '../shared/log';
+import type { SnapshotDeviceOwnership } from '../snapshotter/snapshotter';
 import { poolHealth } from './health';
 import type { CheckReport, DeviceCounts, GcReport, PoolReport, Problem, SpaceUse, StatusReport } from './reports';
 
@@ -18,9 +19,18 @@ export interface AdminDeps {
   holder: DeviceSetHolder;
   /** the thin device hashes volumes own (VolumeStore.ownedDeviceHashes) */
   volumeDevices: () => Set<string>;
+  /** the containerd snapshotter, or null while it is off (its devices are then left alone: their records are not loaded) */
+  snapshots: () => SnapshotDevices | null;
   log: Logger;
   root: string;
   socket: string;
+}
+
+/** The containerd snapshotter's side of check and gc (snapshotter/snapshotter.ts): it deletes its own devices and records. */
+export interface SnapshotDevices {
+  deviceOwnership(set: DeviceSet): SnapshotDeviceOwnership;
+  deleteOrphanDevice(hash: string): Promise<boolean>;
+  forgetSnapshotWithoutDevice(hash: string): Promise<boolean>;
 }
 
 const INIT_SUFFIX = '-init';
@@ -95,7 +105,7 @@ export function kindOf(hash: string, hashes: ReadonlySet<string>): 'base' | 'lay
 }
 
 /** Everything check finds, from one survey. */
-function findProblems(set: DeviceSet, s: Survey, volumeDevices: ReadonlySet<string>): Problem[] {
+function findProblems(set: DeviceSet, s: Survey, volumeDevices: ReadonlySet<string>, snapshots: SnapshotDeviceOwnership | null): Problem[] {
   const problems: Problem[] = [];
   const verdict = poolHealth(set.pool.name, s.status, s.lowWaterBlocks);
   if (verdict.health !== 'ok') problems.push({ kind: 'pool-health', object: set.pool.name, detail: `${verdict.health}: ${verdict.advice}`, gc: false });
@@ -127,6 +137,17 @@ function findProblems(set: DeviceSet, s: Survey, volumeDevices: ReadonlySet<stri
   for (const r of s.records) {
     if (deviceOwner(r.hash) !== 'volume' || r.deleted || volumeDevices.has(r.hash)) continue;
     problems.push({ kind: 'orphan-volume-device', object: r.hash, detail: `thin device ${r.deviceId} (${r.hash}) belongs to no volume`, gc: true });
+  }
+  if (snapshots !== null) {
+    for (const r of s.records) {
+      if (deviceOwner(r.hash) !== 'snapshot' || r.deleted || snapshots.owned.has(r.hash)) continue;
+      const detail = `thin device ${r.deviceId} (${r.hash}) belongs to no snapshot`;
+      problems.push({ kind: 'orphan-snapshot-device', object: r.hash, detail: snapshots.complete ? detail : `${detail} that could be read; kept, since a snapshot record is unreadable`, gc: snapshots.complete });
+    }
+    for (const m of snapshots.missing) {
+      const detail = `snapshot ${m.key} has no device ${m.hash}: containerd lists it but cannot mount it`;
+      problems.push({ kind: 'missing-snapshot-device', object: m.hash, detail: m.hasChildren ? `${detail}; kept, since other snapshots name it as their parent` : detail, gc: !m.hasChildren });
+    }
   }
 
   const byName = new Map(s.records.map((r) => [set.deviceName(r.hash), r.hash]));
@@ -166,7 +187,7 @@ export async function statusReport(deps: AdminDeps): Promise<StatusReport> {
   const volumeDevices = deps.volumeDevices();
   const { s, problems } = await set.underPoolLock(async () => {
     const s = await survey(set);
-    return { s, problems: findProblems(set, s, volumeDevices) };
+    return { s, problems: findProblems(set, s, volumeDevices, deps.snapshots()?.deviceOwnership(set) ?? null) };
   });
   const hashes = new Set(s.records.map((r) => r.hash));
   const devices: DeviceCounts = { base: 0, layers: 0, containers: 0, volumes: 0, snapshotter: 0, orphans: 0, faulty: 0, deferredDeletions: 0, mounted: set.mountedDevices().length };
@@ -174,7 +195,7 @@ export async function statusReport(deps: AdminDeps): Promise<StatusReport> {
     if (r.deleted) devices.deferredDeletions++;
     else devices[kindOf(r.hash, hashes)]++;
   }
-  devices.orphans = problems.filter((p) => p.kind === 'orphan-thin' || p.kind === 'orphan-volume-device').length;
+  devices.orphans = problems.filter((p) => p.kind === 'orphan-thin' || p.kind === 'orphan-volume-device' || p.kind === 'orphan-snapshot-device').length;
   devices.faulty = set.faultyDevices().length;
   const deferred = set.deferredModes();
   const options = { ...set.options, deferredRemovalInEffect: deferred.removal, deferredDeletionInEffect: deferred.deletion };
@@ -190,7 +211,7 @@ export async function checkReport(deps: AdminDeps): Promise<CheckReport> {
   return set.underPoolLock(async () => {
     const s = await survey(set);
     return {
-      problems: findProblems(set, s, volumeDevices),
+      problems: findProblems(set, s, volumeDevices, deps.snapshots()?.deviceOwnership(set) ?? null),
       checked: { records: s.records.length, thinIds: s.inPool.size, activeDevices: s.active.length, mounts: set.mountedDevices().length },
     };
   });
@@ -211,8 +232,9 @@ export async function collectGarbage(deps: AdminDeps, dryRun: boolean): Promise<
   const fail = (p: Problem, err: unknown): void => {
     report.failed.push({ ...p, error: err instanceof Error ? err.message : String(err) });
   };
-  const volumeOrphans = await set.underPoolLock(async () => {
-    const problems = findProblems(set, await survey(set), deps.volumeDevices());
+  const snapshots = deps.snapshots();
+  const throughOwners = await set.underPoolLock(async () => {
+    const problems = findProblems(set, await survey(set), deps.volumeDevices(), snapshots?.deviceOwnership(set) ?? null);
     report.left = problems.filter((p) => !p.gc);
     if (dryRun) {
       report.removed = problems.filter((p) => p.gc);
@@ -241,15 +263,22 @@ export async function collectGarbage(deps: AdminDeps, dryRun: boolean): Promise<
         else fail(p, err);
       }
     }
-    return problems.filter((q) => q.kind === 'orphan-volume-device');
+    return problems.filter((q) => q.gc && (q.kind === 'orphan-volume-device' || q.kind === 'orphan-snapshot-device' || q.kind === 'missing-snapshot-device'));
   });
-  // Deleted through the set, which takes the pool lock itself; ownership is asked again first.
-  for (const p of volumeOrphans) {
-    if (deps.volumeDevices().has(p.object)) continue;
+  // Through their owners, which take the pool lock themselves; ownership is asked again first.
+  for (const p of throughOwners) {
     try {
-      await set.deleteDevice(p.object, { discard: true });
-      report.removed.push(p);
-      deps.log.warn('gc: deleted a volume device no volume owns', { hash: p.object });
+      let done = false;
+      if (p.kind === 'orphan-volume-device' && !deps.volumeDevices().has(p.object)) {
+        await set.deleteDevice(p.object, { discard: true });
+        deps.log.warn('gc: deleted a volume device no volume owns', { hash: p.object });
+        done = true;
+      } else if (p.kind === 'orphan-snapshot-device') {
+        done = (await snapshots?.deleteOrphanDevice(p.object)) === true;
+      } else if (p.kind === 'missing-snapshot-device') {
+        done = (await snapshots?.forgetSnapshotWithoutDevice(p.object)) === true;
+      }
+      if (done) report.removed.push(p);
     } catch (err) {
       fail(p, err);
     }

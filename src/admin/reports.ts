@@ -69,6 +69,8 @@ export type ProblemKind =
   | 'pool-health'
   | 'orphan-thin'
   | 'orphan-volume-device'
+  | 'orphan-snapshot-device'
+  | 'missing-snapshot-device'
   | 'stray-device'
   | 'faulty'
   | 'missing-thin'

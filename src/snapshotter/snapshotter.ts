@@ -49,6 +49,16 @@ export interface SnapshotUsage {
   inodes: number;
 }
 
+/** What `dmthin check` learns from the snapshotter about its devices. */
+export interface SnapshotDeviceOwnership {
+  /** device hashes its records own */
+  owned: Set<string>;
+  /** finished snapshots whose device the DeviceSet does not have; one with children is not gc'd */
+  missing: Array<{ hash: string; key: string; hasChildren: boolean }>;
+  /** false when a record is unreadable: it may own any device */
+  complete: boolean;
+}
+
 export interface SnapshotterConfig {
   holder: DeviceSetHolder;
   /** where the records live: <dir>/snapshots */
@@ -230,6 +240,51 @@ export class Snapshotter {
     const set = await this.set();
     await this.changes.run(() => this.finishRemovals(set));
     await set.retryDeferredDeletions();
+  }
+
+  // ---- for `dmthin check` and `gc` (admin/inspect.ts) ------------------------------------------------
+
+  /**
+   * The snap- devices its records own (the empty device included), the
+   * finished snapshots whose device the DeviceSet lacks, and whether every
+   * record could be read (when not, no device is proved orphaned). Read
+   * without waiting: check runs under the pool lock, which a Prepare in
+   * flight may wait for.
+   */
+  deviceOwnership(set: DeviceSet): SnapshotDeviceOwnership {
+    const owned = new Set([EMPTY_DEVICE, ...[...this.records.values()].map((r) => deviceHash(r.id))]);
+    const parents = new Set([...this.records.values()].map((r) => r.parent));
+    const missing = [...this.records.values()]
+      .filter((r) => r.state === 'ready' && !set.hasDevice(deviceHash(r.id)))
+      .map((r) => ({ hash: deviceHash(r.id), key: r.key, hasChildren: parents.has(r.id) }));
+    return { owned, missing, complete: this.unreadable === 0 };
+  }
+
+  /** gc: deletes snap- device `hash` if, asked again among the changes, no record owns it. Resolves whether it did. */
+  async deleteOrphanDevice(hash: string): Promise<boolean> {
+    const set = await this.set();
+    return this.changes.run(async () => {
+      const id = idOfDeviceHash(hash);
+      if (id === null || this.records.has(id) || this.unreadable > 0 || !set.hasDevice(hash)) return false;
+      await set.deleteDevice(hash);
+      this.config.log.warn('gc: deleted a snapshot device that no record names', { hash });
+      return true;
+    });
+  }
+
+  /** gc: forgets the snapshot of device `hash` if, asked again, its device is gone and no snapshot is its child. */
+  async forgetSnapshotWithoutDevice(hash: string): Promise<boolean> {
+    const set = await this.set();
+    return this.changes.run(async () => {
+      const id = idOfDeviceHash(hash);
+      const record = id === null ? undefined : this.records.get(id);
+      if (record === undefined || set.hasDevice(hash) || [...this.records.values()].some((r) => r.parent === record.id)) return false;
+      await this.store.remove(record.id);
+      this.records.delete(record.id);
+      this.byKey.delete(keyOf(record.space, record.key));
+      this.config.log.warn('gc: forgot a snapshot whose device is gone', { key: record.key, hash });
+      return true;
+    });
   }
 
   // ---- records and devices -----------------------------------------------------------------------
