@@ -8,7 +8,7 @@ import type { DeviceSet, DeviceSetHolder } from '../deviceset';
 import type { DeviceRecord } from '../deviceset/metadata';
 import { lowWaterBlocks } from '../deviceset/low-water';
 import { listThinIds } from '../deviceset/pool';
-import { deviceOwner } from '../deviceset/namespaces';
+import { deviceHashOf, deviceOwner, idOfDeviceHash } from '../deviceset/namespaces';
 import { isErrno } from '../shared/errors';
 import type { Logger } from '../shared/log';
 import type { SnapshotDeviceOwnership } from '../snapshotter/snapshotter';
@@ -28,7 +28,7 @@ export interface AdminDeps {
 
 /** The containerd snapshotter's side of check and gc (snapshotter/snapshotter.ts): it deletes its own devices and records. */
 export interface SnapshotDevices {
-  deviceOwnership(set: DeviceSet): SnapshotDeviceOwnership;
+  deviceOwnership(): SnapshotDeviceOwnership | null;
   deleteOrphanDevice(hash: string): Promise<boolean>;
   forgetSnapshotWithoutDevice(hash: string): Promise<boolean>;
 }
@@ -140,13 +140,15 @@ function findProblems(set: DeviceSet, s: Survey, volumeDevices: ReadonlySet<stri
   }
   if (snapshots !== null) {
     for (const r of s.records) {
-      if (deviceOwner(r.hash) !== 'snapshot' || r.deleted || snapshots.owned.has(r.hash)) continue;
+      const id = idOfDeviceHash('snapshot', r.hash);
+      if (id === null || r.deleted || snapshots.owned.has(id)) continue;
       const detail = `thin device ${r.deviceId} (${r.hash}) belongs to no snapshot`;
       problems.push({ kind: 'orphan-snapshot-device', object: r.hash, detail: snapshots.complete ? detail : `${detail} that could be read; kept, since a snapshot record is unreadable`, gc: snapshots.complete });
     }
     for (const m of snapshots.missing) {
-      const detail = `snapshot ${m.key} has no device ${m.hash}: containerd lists it but cannot mount it`;
-      problems.push({ kind: 'missing-snapshot-device', object: m.hash, detail: m.hasChildren ? `${detail}; kept, since other snapshots name it as their parent` : detail, gc: !m.hasChildren });
+      const hash = deviceHashOf('snapshot', m.deviceId);
+      const detail = `snapshot ${m.key} has no device ${hash}: containerd lists it but cannot mount it`;
+      problems.push({ kind: 'missing-snapshot-device', object: hash, detail: m.hasChildren ? `${detail}; kept, since other snapshots name it as their parent` : detail, gc: !m.hasChildren });
     }
   }
 
@@ -187,7 +189,7 @@ export async function statusReport(deps: AdminDeps): Promise<StatusReport> {
   const volumeDevices = deps.volumeDevices();
   const { s, problems } = await set.underPoolLock(async () => {
     const s = await survey(set);
-    return { s, problems: findProblems(set, s, volumeDevices, deps.snapshots()?.deviceOwnership(set) ?? null) };
+    return { s, problems: findProblems(set, s, volumeDevices, deps.snapshots()?.deviceOwnership() ?? null) };
   });
   const hashes = new Set(s.records.map((r) => r.hash));
   const devices: DeviceCounts = { base: 0, layers: 0, containers: 0, volumes: 0, snapshotter: 0, orphans: 0, faulty: 0, deferredDeletions: 0, mounted: set.mountedDevices().length };
@@ -211,7 +213,7 @@ export async function checkReport(deps: AdminDeps): Promise<CheckReport> {
   return set.underPoolLock(async () => {
     const s = await survey(set);
     return {
-      problems: findProblems(set, s, volumeDevices, deps.snapshots()?.deviceOwnership(set) ?? null),
+      problems: findProblems(set, s, volumeDevices, deps.snapshots()?.deviceOwnership() ?? null),
       checked: { records: s.records.length, thinIds: s.inPool.size, activeDevices: s.active.length, mounts: set.mountedDevices().length },
     };
   });
@@ -234,7 +236,7 @@ export async function collectGarbage(deps: AdminDeps, dryRun: boolean): Promise<
   };
   const snapshots = deps.snapshots();
   const throughOwners = await set.underPoolLock(async () => {
-    const problems = findProblems(set, await survey(set), deps.volumeDevices(), snapshots?.deviceOwnership(set) ?? null);
+    const problems = findProblems(set, await survey(set), deps.volumeDevices(), snapshots?.deviceOwnership() ?? null);
     report.left = problems.filter((p) => !p.gc);
     if (dryRun) {
       report.removed = problems.filter((p) => p.gc);
@@ -274,9 +276,9 @@ export async function collectGarbage(deps: AdminDeps, dryRun: boolean): Promise<
         deps.log.warn('gc: deleted a volume device no volume owns', { hash: p.object });
         done = true;
       } else if (p.kind === 'orphan-snapshot-device') {
-        done = (await snapshots?.deleteOrphanDevice(p.object)) === true;
+        done = (await snapshots?.deleteOrphanDevice(idOfDeviceHash('snapshot', p.object) ?? '')) === true;
       } else if (p.kind === 'missing-snapshot-device') {
-        done = (await snapshots?.forgetSnapshotWithoutDevice(p.object)) === true;
+        done = (await snapshots?.forgetSnapshotWithoutDevice(idOfDeviceHash('snapshot', p.object) ?? '')) === true;
       }
       if (done) report.removed.push(p);
     } catch (err) {

@@ -51,10 +51,10 @@ export interface SnapshotUsage {
 
 /** What `dmthin check` learns from the snapshotter about its devices. */
 export interface SnapshotDeviceOwnership {
-  /** device hashes its records own */
+  /** ids (in the snapshot view) of the devices its records own */
   owned: Set<string>;
-  /** finished snapshots whose device the DeviceSet does not have; one with children is not gc'd */
-  missing: Array<{ hash: string; key: string; hasChildren: boolean }>;
+  /** finished snapshots whose device the pool's metadata does not have; one with children is not gc'd */
+  missing: Array<{ deviceId: string; key: string; hasChildren: boolean }>;
   /** false when a record is unreadable: it may own any device */
   complete: boolean;
 }
@@ -245,44 +245,47 @@ export class Snapshotter {
   // ---- for `dmthin check` and `gc` (admin/inspect.ts) ------------------------------------------------
 
   /**
-   * The snap- devices its records own (the empty device included), the
-   * finished snapshots whose device the DeviceSet lacks, and whether every
-   * record could be read (when not, no device is proved orphaned). Read
-   * without waiting: check runs under the pool lock, which a Prepare in
-   * flight may wait for.
+   * The devices of its view its records own (the empty device included),
+   * the finished snapshots whose device the pool's metadata lacks, and
+   * whether every record could be read (when not, no device is proved
+   * orphaned); null before the pool is open. Read without waiting: check
+   * runs under the pool lock, which a Prepare in flight may wait for.
    */
-  deviceOwnership(set: DeviceSet): SnapshotDeviceOwnership {
-    const owned = new Set([EMPTY_DEVICE, ...[...this.records.values()].map((r) => deviceHash(r.id))]);
-    const parents = new Set([...this.records.values()].map((r) => r.parent));
-    const missing = [...this.records.values()]
-      .filter((r) => r.state === 'ready' && !set.hasDevice(deviceHash(r.id)))
-      .map((r) => ({ hash: deviceHash(r.id), key: r.key, hasChildren: parents.has(r.id) }));
+  deviceOwnership(): SnapshotDeviceOwnership | null {
+    const set = this.config.holder.current()?.devicesOf('snapshot');
+    if (set === undefined) return null;
+    const records = [...this.records.values()];
+    const owned = new Set([EMPTY_DEVICE, ...records.map((r) => deviceIdOf(r.id))]);
+    const parents = new Set(records.map((r) => r.parent));
+    const missing = records
+      .filter((r) => r.state === 'ready' && !set.has(deviceIdOf(r.id)))
+      .map((r) => ({ deviceId: deviceIdOf(r.id), key: r.key, hasChildren: parents.has(r.id) }));
     return { owned, missing, complete: this.unreadable === 0 };
   }
 
-  /** gc: deletes snap- device `hash` if, asked again among the changes, no record owns it. Resolves whether it did. */
-  async deleteOrphanDevice(hash: string): Promise<boolean> {
+  /** gc: deletes device `deviceId` of its view if, asked again among the changes, no record owns it. Resolves whether it did. */
+  async deleteOrphanDevice(deviceId: string): Promise<boolean> {
     const set = await this.set();
     return this.changes.run(async () => {
-      const id = idOfDeviceHash(hash);
-      if (id === null || this.records.has(id) || this.unreadable > 0 || !set.hasDevice(hash)) return false;
-      await set.deleteDevice(hash);
-      this.config.log.warn('gc: deleted a snapshot device that no record names', { hash });
+      const id = snapshotIdOf(deviceId);
+      if (id === null || this.records.has(id) || this.unreadable > 0 || !set.has(deviceId)) return false;
+      await set.delete(deviceId);
+      this.config.log.warn('gc: deleted a snapshot device that no record names', { hash: set.deviceHash(deviceId) });
       return true;
     });
   }
 
-  /** gc: forgets the snapshot of device `hash` if, asked again, its device is gone and no snapshot is its child. */
-  async forgetSnapshotWithoutDevice(hash: string): Promise<boolean> {
+  /** gc: forgets the snapshot of device `deviceId` if, asked again, its device is gone and no snapshot is its child. */
+  async forgetSnapshotWithoutDevice(deviceId: string): Promise<boolean> {
     const set = await this.set();
     return this.changes.run(async () => {
-      const id = idOfDeviceHash(hash);
+      const id = snapshotIdOf(deviceId);
       const record = id === null ? undefined : this.records.get(id);
-      if (record === undefined || set.hasDevice(hash) || [...this.records.values()].some((r) => r.parent === record.id)) return false;
+      if (record === undefined || set.has(deviceId) || [...this.records.values()].some((r) => r.parent === record.id)) return false;
       await this.store.remove(record.id);
       this.records.delete(record.id);
       this.byKey.delete(keyOf(record.space, record.key));
-      this.config.log.warn('gc: forgot a snapshot whose device is gone', { key: record.key, hash });
+      this.config.log.warn('gc: forgot a snapshot whose device is gone', { key: record.key, hash: set.deviceHash(deviceId) });
       return true;
     });
   }
