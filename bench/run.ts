@@ -9,6 +9,7 @@ import { benchDeviceSetScale, formatDeviceSetScale } from './deviceset-scale';
 import { benchDockerWorkload, formatDockerWorkload } from './docker-workload';
 import { benchGraphtest, formatGraphtest } from './graphtest';
 import { benchMigrate, formatMigrate } from './migrate';
+import { benchSnapshotter, formatSnapshotter } from './snapshotter';
 import { benchTarEngine, formatTarEngine } from './tar-engine';
 import { benchVolumes, formatVolumes } from './volumes';
 
@@ -40,6 +41,11 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
     const r = await benchTarEngine(Number(process.env['DMTHIN_BENCH_ROUNDS'] ?? '3'));
     return { text: formatTarEngine(r), data: r };
   },
+  // Needs Debian 13's containerd (scripts/fetch-trixie, run by scripts/setup --test); npm run bench:snapshotter.
+  snapshotter: async () => {
+    const r = await benchSnapshotter(Math.min(rounds, 10));
+    return { text: formatSnapshotter(r), data: r };
+  },
   // Needs dist/go/graphtest.test, built on the host (npm run bench:graphtest does).
   graphtest: async () => {
     const r = await benchGraphtest({
@@ -59,8 +65,8 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
 /** The benchmarks that need no device-mapper. */
 const HOST_BENCHES = new Set(['tar-engine']);
 
-/** Run when DMTHIN_BENCH names none: all but graphtest and migrate, which have their own commands. */
-const DEFAULT_BENCHES = Object.keys(BENCHES).filter((name) => name !== 'graphtest' && name !== 'migrate');
+/** Run when DMTHIN_BENCH names none: all but graphtest, migrate and snapshotter, which have their own commands. */
+const DEFAULT_BENCHES = Object.keys(BENCHES).filter((name) => !['graphtest', 'migrate', 'snapshotter'].includes(name));
 
 async function main(): Promise<void> {
   const chosen = (process.env['DMTHIN_BENCH'] ?? DEFAULT_BENCHES.join(',')).split(',');

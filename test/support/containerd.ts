@@ -17,6 +17,8 @@ export class Containerd {
     readonly dir: string,
     /** dmthin's snapshotter socket, as [proxy_plugins.dmthin] address */
     readonly snapshotterSocket: string,
+    /** more of config.toml (a built-in snapshotter's plugin section), and more environment for containerd */
+    private readonly extra: { config?: string[]; env?: NodeJS.ProcessEnv } = {},
   ) {}
 
   get address(): string {
@@ -39,6 +41,7 @@ export class Containerd {
       '[proxy_plugins.dmthin]',
       '  type = "snapshot"',
       `  address = "${this.snapshotterSocket}"`,
+      ...(this.extra.config ?? []),
       '',
     ].join('\n');
     await fsp.writeFile(file, toml);
@@ -49,7 +52,7 @@ export class Containerd {
   async start(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
     const config = await this.writeConfig();
-    this.process = startLogged(path.join(trixieBin(), 'containerd'), ['--config', config], this.logFile, trixieEnv());
+    this.process = startLogged(path.join(trixieBin(), 'containerd'), ['--config', config], this.logFile, trixieEnv({ ...process.env, ...this.extra.env }));
     const started = this.process;
     await Promise.race([
       waitUntil('containerd to answer', async () => (await this.ctr('version').then(() => true, () => false)), 60_000),
@@ -81,9 +84,14 @@ export class Containerd {
   }
 
   /** ctr in namespace "test"; resolves to stdout, rejects with stderr in the message. */
-  async ctr(...args: string[]): Promise<string> {
+  ctr(...args: string[]): Promise<string> {
+    return this.ctrIn('test', ...args);
+  }
+
+  /** ctr in a namespace of the caller's. */
+  async ctrIn(namespace: string, ...args: string[]): Promise<string> {
     try {
-      const { stdout } = await execFileAsync(path.join(trixieBin(), 'ctr'), ['--address', this.address, '--namespace', 'test', ...args], {
+      const { stdout } = await execFileAsync(path.join(trixieBin(), 'ctr'), ['--address', this.address, '--namespace', namespace, ...args], {
         env: trixieEnv(),
         maxBuffer: 16 * 1024 * 1024,
         timeout: 300_000,

@@ -1,5 +1,6 @@
 // An OCI image layout tarball made here (no registry is reachable), for
-// `ctr images import`: one layer with a static busybox and its sh.
+// `ctr images import`: one layer with a static busybox and its sh, and as
+// many layers of files on top as a benchmark asks for.
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import tar from 'tar-stream';
@@ -23,15 +24,41 @@ async function busyboxLayer(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** Layer `n` of a layered image: /layers/<n>/ with `files` files of `fileBytes` each (distinct contents). */
+async function filesLayer(n: number, files: number, fileBytes: number): Promise<Buffer> {
+  const pack = tar.pack();
+  const mtime = new Date(1_600_000_000_000);
+  if (n === 1) pack.entry({ name: 'layers/', type: 'directory', mode: 0o755, mtime });
+  pack.entry({ name: `layers/${n}/`, type: 'directory', mode: 0o755, mtime });
+  for (let i = 0; i < files; i++) {
+    const body = Buffer.alloc(fileBytes, `${n}-${i}-`);
+    pack.entry({ name: `layers/${n}/file-${i}`, mode: 0o644, mtime }, body);
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of pack as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
 /** Writes an OCI layout tar of image `name` (e.g. docker.io/library/bb:latest) to file. */
 export async function writeBusyboxImage(file: string, name: string): Promise<void> {
-  const layer = await busyboxLayer();
+  await writeImage(file, name, [await busyboxLayer()]);
+}
+
+/** The busybox image with `layers - 1` layers of files on top (see filesLayer). */
+export async function writeLayeredImage(file: string, name: string, layers: number, filesPerLayer: number, fileBytes: number): Promise<void> {
+  const all = [await busyboxLayer()];
+  for (let n = 1; n < layers; n++) all.push(await filesLayer(n, filesPerLayer, fileBytes));
+  await writeImage(file, name, all);
+}
+
+async function writeImage(file: string, name: string, layers: Buffer[]): Promise<void> {
   const config = Buffer.from(
     JSON.stringify({
       architecture: 'amd64',
       os: 'linux',
       config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] },
-      rootfs: { type: 'layers', diff_ids: [digestOf(layer)] },
+      rootfs: { type: 'layers', diff_ids: layers.map(digestOf) },
     }),
   );
   const manifest = Buffer.from(
@@ -39,7 +66,7 @@ export async function writeBusyboxImage(file: string, name: string): Promise<voi
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length }],
+      layers: layers.map((layer) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length })),
     }),
   );
   const index = {
@@ -58,7 +85,7 @@ export async function writeBusyboxImage(file: string, name: string): Promise<voi
   const out = await makeTar([
     { name: 'oci-layout', body: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
     { name: 'index.json', body: Buffer.from(JSON.stringify(index)) },
-    ...[layer, config, manifest].map((body) => ({ name: blobName(body), body })),
+    ...[...layers, config, manifest].map((body) => ({ name: blobName(body), body })),
   ]);
   await fsp.writeFile(file, out);
 }

@@ -21,15 +21,23 @@ export interface WireInfo {
 }
 
 type Callback = (err: grpc.ServiceError | null, response: unknown) => void;
-type UnaryMethod = (request: unknown, callback: Callback) => void;
+type UnaryMethod = (request: unknown, metadata: grpc.Metadata, callback: Callback) => void;
 
 export class SnapshotsClient {
   private readonly client: grpc.Client & Record<string, UnaryMethod>;
 
+  private readonly metadata = new grpc.Metadata();
+
+  /**
+   * @param snapshotter the request's `snapshotter` field
+   * @param namespace the containerd-namespace header, for containerd's own snapshots service (dmthin ignores it)
+   */
   constructor(
     socketPath: string,
     readonly snapshotter = 'dmthin',
+    namespace?: string,
   ) {
+    if (namespace !== undefined) this.metadata.set('containerd-namespace', namespace);
     const Client = grpc.makeGenericClientConstructor(loadSnapshotsService(), 'Snapshots');
     this.client = new Client(`unix://${socketPath}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, UnaryMethod>;
   }
@@ -38,7 +46,7 @@ export class SnapshotsClient {
     return new Promise((resolve, reject) => {
       const fn = this.client[method];
       if (fn === undefined) throw new Error(`no method ${method}`);
-      fn.call(this.client, { snapshotter: this.snapshotter, ...request }, (err, response) => (err === null ? resolve(response as T) : reject(err)));
+      fn.call(this.client, { snapshotter: this.snapshotter, ...request }, this.metadata, (err, response) => (err === null ? resolve(response as T) : reject(err)));
     });
   }
 
@@ -82,7 +90,7 @@ export class SnapshotsClient {
   /** Reads the whole List stream. */
   list(filters: string[] = []): Promise<WireInfo[]> {
     return new Promise((resolve, reject) => {
-      const stream = (this.client as unknown as { List: (r: unknown) => grpc.ClientReadableStream<{ info: WireInfo[] }> }).List({ snapshotter: this.snapshotter, filters });
+      const stream = (this.client as unknown as { List: (r: unknown, m: grpc.Metadata) => grpc.ClientReadableStream<{ info: WireInfo[] }> }).List({ snapshotter: this.snapshotter, filters }, this.metadata);
       const infos: WireInfo[] = [];
       stream.on('data', (m: { info: WireInfo[] }) => infos.push(...m.info));
       stream.on('error', reject);
