@@ -23,6 +23,11 @@ import { postUnix } from '../support/unix-http';
 const NO_SPACE_TIMEOUT = '/sys/module/dm_thin_pool/parameters/no_space_timeout';
 
 /** A snapshotter Prepare refused as containerd sees it: FAILED_PRECONDITION, with the pool's reason. */
+/** Each plugin call answers an Err matching `reason`. */
+async function refusedCreates(socket: string, calls: ReadonlyArray<readonly [string, Record<string, unknown>]>, reason: RegExp): Promise<void> {
+  for (const [method, body] of calls) assert.match(String((await postUnix(socket, method, body)).body['Err']), reason, method);
+}
+
 async function refusedPrepare(client: SnapshotsClient | undefined, key: string, reason: RegExp): Promise<void> {
   assert.ok(client !== undefined);
   await assert.rejects(client.prepare(key), (err: unknown) => {
@@ -331,14 +336,11 @@ describe('pool health and dmthin pool grow (VM)', function () {
     assert.equal(rows['Pool Health'], 'low_data_space');
     assert.equal(rows['Low Water Mark'], '104.9MB');
 
-    for (const [method, body] of [
+    await refusedCreates(socket, [
       ['GraphDriver.Create', { ID: 'f'.repeat(64), Parent: layer }],
       ['GraphDriver.CreateReadWrite', { ID: 'f'.repeat(64), Parent: layer }],
       ['VolumeDriver.Create', { Name: 'more', Opts: { size: '64M' } }],
-    ] as const) {
-      const answer = (await postUnix(socket, method, body)).body;
-      assert.match(String(answer['Err']), /below its low-water mark of 1600 \(dm.low_water_mark\).*removing and reading still work/, method);
-    }
+    ], /below its low-water mark of 1600 \(dm.low_water_mark\).*removing and reading still work/);
     await refusedPrepare(snapshots, 'when-low', /below its low-water mark/);
     assert.deepEqual(await post(socket, 'GraphDriver.Exists', { ID: 'f'.repeat(64) }), { Exists: false });
     assert.deepEqual(await post(socket, 'GraphDriver.Remove', { ID: spare }), {});
@@ -365,14 +367,11 @@ describe('pool health and dmthin pool grow (VM)', function () {
     const rows = Object.fromEntries((await post(socket, 'GraphDriver.Status', {}))['Status'] as Array<[string, string]>);
     assert.equal(rows['Pool Health'], 'out_of_data_space');
 
-    for (const [method, body] of [
+    await refusedCreates(socket, [
       ['GraphDriver.Create', { ID: 'f'.repeat(64), Parent: layer }],
       ['GraphDriver.CreateReadWrite', { ID: 'f'.repeat(64), Parent: layer }],
       ['VolumeDriver.Create', { Name: 'more', Opts: { size: '64M' } }],
-    ] as const) {
-      const answer = (await postUnix(socket, method, body)).body;
-      assert.match(String(answer['Err']), /is out of data space: no new layers, containers or volumes until it is grown \(dmthin pool grow --data SIZE, or lvextend\).*removing and reading still work/, method);
-    }
+    ], /is out of data space: no new layers, containers or volumes until it is grown \(dmthin pool grow --data SIZE, or lvextend\).*removing and reading still work/);
     await refusedPrepare(snapshots, 'when-full', /is out of data space/);
     assert.equal(logLines('is out of data space', '"health"'), 1, 'warned once');
 
@@ -434,13 +433,10 @@ describe('pool health and dmthin pool grow (VM)', function () {
     assert.equal((await json<StatusReport>(['status'], env, EXIT.PROBLEM)).pool?.health, 'read_only');
     const rows = Object.fromEntries((await post(socket, 'GraphDriver.Status', {}))['Status'] as Array<[string, string]>);
     assert.equal(rows['Pool Health'], 'read_only');
-    for (const [method, body] of [
+    await refusedCreates(socket, [
       ['GraphDriver.CreateReadWrite', { ID: 'b'.repeat(64), Parent: layer }],
       ['VolumeDriver.Create', { Name: 'more', Opts: { size: '64M' } }],
-    ] as const) {
-      const answer = (await postUnix(socket, method, body)).body;
-      assert.match(String(answer['Err']), /is read-only .*no new layers, containers or volumes until it is writable again.*reading still works/, method);
-    }
+    ], /is read-only .*no new layers, containers or volumes until it is writable again.*reading still works/);
     await refusedPrepare(snapshots, 'when-read-only', /is read-only/);
     assert.equal(logLines('is read-only', '"health"'), 1, 'said once');
     assert.equal(await fsp.readFile(path.join(rootfs, 'kept'), 'utf8'), 'yes');
