@@ -36,7 +36,7 @@ export async function setupPool(home: string, prefix: string, options: DeviceSet
     if (options.dataDevice === null || options.metadataDevice === null) {
       throw new DmthinError('EDMOPTION', 'dm.datadev and dm.metadatadev must be given together');
     }
-    return blockDevicePool(name, options.dataDevice, options.metadataDevice, options);
+    return blockDevicePool(name, options.dataDevice, options.metadataDevice, options, log);
   }
   return loopPool(home, name, options, log);
 }
@@ -57,9 +57,9 @@ async function existingPool(name: string): Promise<Pool> {
   };
 }
 
-async function blockDevicePool(name: string, dataDevice: string, metadataDevice: string, options: DeviceSetOptions): Promise<Pool> {
+async function blockDevicePool(name: string, dataDevice: string, metadataDevice: string, options: DeviceSetOptions, log: Logger): Promise<Pool> {
   const pool: Pool = { name, path: dm.devicePath(name), owned: true, dataFile: '', metadataFile: '', dataDevice, metadataDevice };
-  if (!(await dm.info(name)).exists) await createPoolTable(name, metadataDevice, dataDevice, options);
+  if (!(await adoptablePoolExists(name, log))) await createPoolTable(name, metadataDevice, dataDevice, options);
   return pool;
 }
 
@@ -72,7 +72,7 @@ async function loopPool(home: string, name: string, options: DeviceSetOptions, l
   await ensureSparseFile(metadataFile, options.loopMetadataSize, log);
   log.warn('the thin pool is on loop devices over sparse files, which is slow; give dm.thinpooldev for production use', { dataFile });
 
-  if ((await dm.info(name)).exists) {
+  if (await adoptablePoolExists(name, log)) {
     // Left active by an earlier run: adopt it, and grow it if its file grew.
     const dataLoop = (await loop.find(dataFile)) ?? '';
     const metadataLoop = (await loop.find(metadataFile)) ?? '';
@@ -92,6 +92,21 @@ async function loopPool(home: string, name: string, options: DeviceSetOptions, l
     await metadata.release();
   }
   return { name, path: dm.devicePath(name), owned: true, dataFile, metadataFile, dataDevice: data.device, metadataDevice: metadata.device };
+}
+
+/**
+ * Whether an earlier run left this pool active with a table to adopt. A
+ * process killed inside the create (libdevmapper's create, load, resume)
+ * leaves the device with no live table: nothing can have used it, so it
+ * is removed and the pool made again, instead of refusing every start.
+ */
+async function adoptablePoolExists(name: string, log: Logger): Promise<boolean> {
+  const info = await dm.info(name);
+  if (!info.exists) return false;
+  if (info.liveTable === true) return true;
+  log.warn('removing a thin pool device a killed process left without a table, to make it again', { pool: name });
+  await dm.remove(name);
+  return false;
 }
 
 async function createPoolTable(name: string, metadataDevice: string, dataDevice: string, options: DeviceSetOptions): Promise<void> {

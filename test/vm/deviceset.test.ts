@@ -352,6 +352,32 @@ describe('DeviceSet (VM)', function () {
       }
     });
 
+    it('starts over a pool a process killed inside its create (no table) or inside a reload (suspended) left behind', async () => {
+      const probe = await openSet(home);
+      const poolName = probe.pool.name;
+      await probe.shutdown();
+      // Killed between libdevmapper's create and its table load: the pool device exists with no table.
+      await run('dmsetup', ['create', poolName, '--notable']);
+      let set = await openSet(home);
+      try {
+        assert.equal(await readIn(await mountLayer(set, 'kept'), 'kept.txt'), 'still here\n');
+        await set.unmountDevice('kept');
+      } finally {
+        await set.shutdown();
+      }
+      // Killed between the suspend and the resume of a table reload: no shutdown, the pool stays suspended.
+      const killed = await openSet(home);
+      await dm.suspend(killed.pool.name);
+      set = await openSet(home);
+      try {
+        assert.equal((await dm.info(poolName)).suspended, false);
+        assert.equal(await readIn(await mountLayer(set, 'kept'), 'kept.txt'), 'still here\n');
+        await set.unmountDevice('kept');
+      } finally {
+        await set.shutdown();
+      }
+    });
+
     it('unmounts stale mounts and deactivates devices left by a process that died', async () => {
       const crashed = await openSet(home);
       const rootfs = await mountLayer(crashed, 'kept');
