@@ -210,7 +210,7 @@ export interface ScanBinding {
 export interface ApplyBinding {
   /** lstat, then unlink unless a directory; the st_mode found, 0 when nothing was there */
   removeNonDirSync(path: Buffer): number;
-  /** a new file (O_EXCL) with the whole body, then lchown, chmod, utimensat without following */
+  /** a new file (O_EXCL) with the whole body, then fchown, fchmod, futimens on its descriptor */
   createFileSync(path: Buffer, body: Buffer, uid: number, gid: number, mode: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
 }
 
