@@ -52,6 +52,7 @@ const BENCHES: Record<string, () => Promise<{ text: string; data: unknown }>> = 
       benchtime: process.env['DMTHIN_GRAPHTEST_BENCHTIME'] ?? '5x',
       largeBenchtime: process.env['DMTHIN_GRAPHTEST_LARGE_BENCHTIME'] ?? '1x',
       filter: process.env['DMTHIN_GRAPHTEST_FILTER'] ?? '.',
+      warmUpPasses: Number(process.env['DMTHIN_GRAPHTEST_WARMUP_PASSES'] ?? '3'),
     });
     return { text: formatGraphtest(r), data: r };
   },
