@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fs as kfs } from '../../src/devmapper';
 import { DOCKERD_20, Dockerd, type Engine } from './dockerd';
 import { run } from './exec';
-import { DmthinProcess } from './plugin-process';
+import { DmthinProcess, type PluginCommand } from './plugin-process';
 import { NET_BIND_CAPABILITY, writeBaseImageTar } from './workload-image';
 
 export const IMAGES = { base: 'wl/base:1', built: 'wl/built:1', committed: 'wl/committed:1' } as const;
@@ -236,9 +236,9 @@ export function inTreeWorkload(dir: string, assets: WorkloadAssets): Workload {
  * its pool when it starts, before dockerd's Init: it gets the options
  * too, as an operator sets them, so Init changes nothing.
  */
-export function dmthinPlugin(dir: string): DmthinProcess {
+export function dmthinPlugin(dir: string, command?: PluginCommand): DmthinProcess {
   const pluginOpts = [process.env['DMTHIN_STORAGE_OPTS'] ?? '', ...STORAGE_OPTS].join(' ').trim();
-  return new DmthinProcess(path.join(dir, 'dmthin-root'), path.join(dir, 'dmthin.log'), { DMTHIN_STORAGE_OPTS: pluginOpts });
+  return new DmthinProcess(path.join(dir, 'dmthin-root'), path.join(dir, 'dmthin.log'), { DMTHIN_STORAGE_OPTS: pluginOpts }, command);
 }
 
 /** A dockerd of `engine` started with `--experimental -s dmthin` and the in-tree side's options, in `dir`. */
@@ -257,8 +257,9 @@ export class DriverPair {
   readonly inTree: Workload;
   readonly dmthin: Workload;
 
-  constructor(top: string, assets: WorkloadAssets) {
-    this.plugin = dmthinPlugin(top);
+  /** @param command the plugin copy to start (default: this build, as the VM tests run it) */
+  constructor(top: string, assets: WorkloadAssets, command?: PluginCommand) {
+    this.plugin = dmthinPlugin(top, command);
     this.inTree = inTreeWorkload(path.join(top, 'in-tree'), assets);
     this.dmthin = dmthinWorkload(path.join(top, 'dmthin'), assets);
   }
