@@ -4,13 +4,29 @@
 // devicemapper driver's in one VM) and beside the host's; a busybox image
 // made here, since no registry is reachable.
 import { execFile } from 'node:child_process';
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startLogged, waitUntil, type Started } from './processes';
 import { trixieBin, trixieEnv, trixieMissing } from './trixie';
 
 const execFileAsync = promisify(execFile);
+
+/** Pids of the containerd shims whose command line names `execRoot` (their containerd's socket is under it). */
+function shimsUnder(execRoot: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (cmdline.includes('containerd-shim') && cmdline.includes(execRoot)) pids.push(Number(entry));
+  }
+  return pids;
+}
 
 /**
  * The client of the docker.io package that also gives dockerd 20.10: it
@@ -134,8 +150,11 @@ export class Dockerd {
         '-H', this.host,
         '--pidfile', path.join(this.dir, 'dockerd.pid'),
         '--iptables=false', '--bridge=none',
-        // Containers that ignore SIGTERM (sleep as pid 1) must not hold up a restart.
-        '--shutdown-timeout=2',
+        // dockerd's own default, said out loud: with no container it is the whole
+        // shutdown's limit, and a shorter one (2 s was tried) cuts the managed
+        // plugin's stop on a loaded host, leaving its shim and task behind.
+        // Containers wait their own stop timeout (10 s) whatever it is.
+        '--shutdown-timeout=15',
       ],
       this.logFile,
       this.engine.env,
@@ -151,11 +170,20 @@ export class Dockerd {
     ]);
   }
 
-  /** SIGTERM; resolves once dockerd has exited (it stops its containers first). */
+  /**
+   * SIGTERM; resolves once dockerd has exited (it stops its containers
+   * first) and so have the containerd shims of its exec root. A shim still
+   * cleaning up when dockerd starts again keeps its task directory, and
+   * dockerd 26 then cannot start the managed plugin ("file exists"): seen
+   * on a loaded host.
+   */
   async stop(): Promise<void> {
     const started = this.process;
     this.process = undefined;
     await started?.stop();
+    if (started === undefined) return;
+    const execRoot = path.join(this.dir, 'exec');
+    await waitUntil(`the containerd shims under ${execRoot} to exit`, async () => shimsUnder(execRoot).length === 0, 60_000);
   }
 
   async restart(): Promise<void> {
